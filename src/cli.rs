@@ -1,0 +1,128 @@
+//! The clap tree and the dispatch from parsed arguments to one command module.
+
+use std::{ffi::OsString, process::ExitCode};
+
+use clap::{CommandFactory, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    commands::{self, Ctx},
+    plugin::{self, GlobalFlags, Invocation},
+    report,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "docker euca",
+    bin_name = "docker euca",
+    version,
+    about = "Docker hosts on a Eucalyptus cloud",
+    long_about = "Launch instances on a Eucalyptus (EC2-compatible) cloud, provision Docker on them \
+                  over SSH with mutual TLS, and manage them as docker contexts.",
+    disable_help_subcommand = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Show debug output (docker's `-D` before `euca` works too)
+    #[arg(short = 'D', long, global = true)]
+    pub debug: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the plugin version (build details with -D)
+    Version(commands::version::VersionArgs),
+}
+
+/// Runs one invocation to completion and returns the process exit code.
+pub fn main(invocation: Invocation) -> ExitCode {
+    let (globals, args, help) = match invocation {
+        Invocation::Run { globals, args } => (globals, args, false),
+        Invocation::Help { globals, args } => (globals, args, true),
+        Invocation::Complete { args, .. } => {
+            print!("{}", commands::complete::complete(&Cli::command(), &args));
+            return ExitCode::SUCCESS;
+        }
+    };
+    let mut argv: Vec<OsString> = vec!["docker euca".into()];
+    argv.extend(args);
+    if help {
+        argv.push("--help".into());
+    }
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let debug = cli.debug || globals.debug;
+    init_logging(&globals, debug);
+    // bollard (ring) and the AWS SDK share one rustls; exactly one provider may be installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            return report::failure(
+                &anyhow::Error::new(err).context("cannot start the async runtime"),
+                debug,
+            );
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        let cancel = CancellationToken::new();
+        plugin::cancel::watch(cancel.clone());
+        let ctx = Ctx::new(globals, debug, cancel);
+        dispatch(&ctx, cli.command).await
+    });
+    // Do not wait for blocked helpers (keyring calls, stdin readers) on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report::failure(&err, debug),
+    }
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Version(args) => commands::version::run(ctx, args),
+    }
+}
+
+fn init_logging(globals: &GlobalFlags, debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = if debug {
+        "debug".to_string()
+    } else {
+        match globals.log_level.as_deref() {
+            Some("fatal") => "error".into(),
+            Some(level) => level.to_string(),
+            None => "warn".into(),
+        }
+    };
+    // Our crate at the chosen level; dependencies one step quieter unless RUST_LOG says otherwise.
+    let filter = EnvFilter::try_from_env("DOCKER_EUCA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,docker_euca={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(debug)
+        .without_time()
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,37 @@
+//! docker-euca: a Docker CLI plugin that turns a Eucalyptus (EC2-compatible) cloud into Docker hosts.
+//!
+//! Map of the crate, top to bottom (data flows down, nothing flows back up):
+//!
+//! - [`plugin`]: the docker CLI plugin protocol: metadata, docker's global flags before `euca`,
+//!   `help euca`, `__complete`, cancellation (SIGINT and the plugin socket).
+//! - [`cli`] and [`commands`]: the clap tree; one small module per command that reads options,
+//!   calls an operation and renders its result. Nothing below `commands` knows clap.
+//! - Operations' building blocks, one job each:
+//!   [`store`] (machine records), [`context`] (docker's context store and `config.json`),
+//!   [`tls`] (CA, server and client certificates).
+//! - Shared leaves: [`names`] (validated names), [`secret`] (redacting wrapper), [`fsutil`]
+//!   (atomic, private file writes), [`report`] (how errors reach the user).
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod fsutil;
+pub mod names;
+pub mod plugin;
+pub mod report;
+pub mod secret;
+pub mod store;
+pub mod tls;
+
+use std::process::ExitCode;
+
+/// Entry point after the metadata fast path: parse argv the way docker passes it, set up
+/// logging, the crypto provider and the runtime, run one command, and report its outcome.
+pub fn run() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let invocation = match plugin::Invocation::parse(argv) {
+        Ok(invocation) => invocation,
+        Err(err) => return report::usage_error(&err),
+    };
+    cli::main(invocation)
+}

@@ -1,0 +1,83 @@
+//! How outcomes reach the user: one clear line, then a hint saying what to do. With
+//! `-D/--debug` the whole cause chain follows.
+
+use std::process::ExitCode;
+
+use crate::{context::ContextError, names::InvalidName, store::StoreError, tls::TlsError};
+
+/// An error that already knows what the user should do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+impl Hinted {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Hinted {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// The operation stopped because the user (or docker) asked it to.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// The first hint any error in the chain offers.
+pub fn hint_for(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<Hinted>() {
+            return Some(e.hint.clone());
+        }
+        if let Some(e) = cause.downcast_ref::<InvalidName>() {
+            return Some(e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<ContextError>() {
+            return match e {
+                ContextError::NotFound { .. } => {
+                    Some("`docker context ls` lists the contexts".into())
+                }
+                ContextError::Corrupt { path, .. } => {
+                    Some(format!("fix or remove {} by hand", path.display()))
+                }
+                ContextError::Io { .. } => None,
+            };
+        }
+        if let Some(TlsError::BadSan { .. }) = cause.downcast_ref::<TlsError>() {
+            return Some("give an IP address or a DNS name such as web1.example.com".into());
+        }
+        None
+    })
+}
+
+/// Prints a failed command's error and picks the exit code.
+pub fn failure(err: &anyhow::Error, debug: bool) -> ExitCode {
+    if err.chain().any(|c| c.is::<Cancelled>()) {
+        eprintln!("docker euca: cancelled");
+        return ExitCode::from(130);
+    }
+    eprintln!("docker euca: {err:#}");
+    if let Some(hint) = hint_for(err) {
+        eprintln!("hint: {hint}");
+    }
+    if debug {
+        eprintln!("\ndetail: {err:?}");
+    } else {
+        tracing::debug!("{err:?}");
+    }
+    ExitCode::FAILURE
+}
+
+/// A command line that cannot even be split into docker's flags and ours.
+pub fn usage_error(message: &str) -> ExitCode {
+    eprintln!("docker euca: {message}");
+    eprintln!("hint: see `docker euca --help`");
+    ExitCode::from(2)
+}

@@ -1,0 +1,138 @@
+//! The machine record: what a create made and learned, step by step (a journal), so that a
+//! failed or interrupted create can be resumed or removed without leaving anything behind.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::MachineName;
+
+/// Bumped on incompatible changes; a record with a higher version is refused, not misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineState {
+    /// A create is in progress or was interrupted; the cloud fields say what exists.
+    Creating,
+    /// Create finished and verified the daemon.
+    Ready,
+    /// A create failed and kept its resources (`--keep-on-failure`).
+    Failed,
+}
+
+/// Where the machine lives and which cloud resources belong to it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CloudRecord {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Credential profile name; the keys themselves stay in the OS keyring.
+    pub profile: Option<String>,
+    pub ca_bundle: Option<String>,
+    pub image_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub zone: Option<String>,
+    pub subnet_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+    pub use_private_address: bool,
+    pub security_group_id: Option<String>,
+    pub security_group_name: Option<String>,
+    /// True when create made the group (then rm deletes it); false for `--security-group`.
+    pub security_group_owned: bool,
+    pub key_pair_name: Option<String>,
+    /// True when create imported the key pair (then rm deletes it).
+    pub key_pair_owned: bool,
+}
+
+/// How to reach the host over SSH.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SshRecord {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    /// Path of the client private key (0600, in the machine directory unless given by the user).
+    pub key_path: Option<String>,
+    /// The pinned server host key, OpenSSH public key format.
+    pub host_key: Option<String>,
+}
+
+/// The docker engine side: the context written and the daemon's TLS endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineRecord {
+    pub context_name: Option<String>,
+    pub url: Option<String>,
+    pub tls_sans: Vec<String>,
+    pub labels: Vec<String>,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineRecord {
+    pub schema_version: u32,
+    pub name: MachineName,
+    pub state: MachineState,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    #[serde(default)]
+    pub cloud: CloudRecord,
+    #[serde(default)]
+    pub ssh: SshRecord,
+    #[serde(default)]
+    pub engine: EngineRecord,
+}
+
+#[derive(Debug)]
+pub(super) enum DecodeError {
+    NewerSchema(u32),
+    Json(serde_json::Error),
+}
+
+impl MachineRecord {
+    pub fn new(name: MachineName) -> Self {
+        MachineRecord {
+            schema_version: SCHEMA_VERSION,
+            name,
+            state: MachineState::Creating,
+            created_at: now_rfc3339(),
+            cloud: CloudRecord::default(),
+            ssh: SshRecord::default(),
+            engine: EngineRecord::default(),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("a record always serialises");
+        out.push(b'\n');
+        out
+    }
+
+    pub(super) fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let v: Version = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
+        if v.schema_version > SCHEMA_VERSION {
+            return Err(DecodeError::NewerSchema(v.schema_version));
+        }
+        serde_json::from_slice(bytes).map_err(DecodeError::Json)
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut rec = MachineRecord::new(MachineName::new("web1").unwrap());
+        rec.cloud.instance_id = Some("i-123".into());
+        let back = MachineRecord::from_json(&rec.to_json()).unwrap();
+        assert_eq!(back, rec);
+    }
+}
