@@ -50,9 +50,8 @@ pub fn mode_of(path: &Path) -> Option<u32> {
         .map(|m| m.permissions().mode() & 0o7777)
 }
 
-/// A cross-process exclusive lock on a file (`std::fs::File::lock`, flock(2) on Unix).
-
-/// Holds an exclusive lock until dropped (closing the file releases it).
+/// A cross-process exclusive lock on a file (`std::fs::File::lock`, flock(2) on Unix), held
+/// until dropped (closing the file releases it).
 #[derive(Debug)]
 pub struct LockFile {
     _file: File,

@@ -8,13 +8,14 @@
 //!   calls an operation and renders its result. Nothing below `commands` knows clap.
 //! - Operations' building blocks, one job each:
 //!   [`store`] (machine records), [`context`] (docker's context store and `config.json`),
-//!   [`tls`] (CA, server and client certificates).
+//!   [`tls`] (CA, server and client certificates), [`engine`] (the remote daemon over mTLS).
 //! - Shared leaves: [`names`] (validated names), [`secret`] (redacting wrapper), [`fsutil`]
 //!   (atomic, private file writes), [`report`] (how errors reach the user).
 
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod engine;
 pub mod fsutil;
 pub mod names;
 pub mod plugin;

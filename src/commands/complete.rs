@@ -37,7 +37,7 @@ pub fn complete(root: &Command, args: &[OsString]) -> String {
                 }
             }
         }
-        out.push_str(&format!("--help\tPrint help\n"));
+        out.push_str("--help\tPrint help\n");
     } else {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             if sub.get_name().starts_with(partial) {

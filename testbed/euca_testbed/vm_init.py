@@ -15,6 +15,8 @@ sets the hostname, reports "READY <host pid>" on stdout, then stays alive as the
 import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -57,16 +59,56 @@ def setup(cfg):
     for p, mode in (("/run/sshd", 0o755), ("/run/lock", 0o1777), ("/run/user", 0o755)):
         os.makedirs(p, exist_ok=True)
         os.chmod(p, mode)
-    sh("mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=65536k", "tmpfs", "/dev/shm")
-    for p in ("/run/utmp",):
-        open(p, "a").close()
-    # The VM's console: a FIFO drained into console.log (cloud-init opens /dev/console with O_TRUNC,
-    # which a FIFO ignores).
-    bind(cfg["console_fifo"], "/dev/console")
+    open("/run/utmp", "a").close()
+    setup_dev(cfg)
     for src, dst in cfg["ro_binds"]:
         bind(src, dst)
         sh("mount", "-o", "remount,bind,ro", dst)
     sh("hostname", cfg["hostname"])
+
+
+def setup_dev(cfg):
+    """A private /dev as a VM has: the usual nodes, its own devpts instance, /dev/shm, /dev/log (served
+    by syslog_pump) and /dev/console (a FIFO drained into console.log; cloud-init opens /dev/console
+    with O_TRUNC, which a FIFO ignores)."""
+    sh("mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,size=1024k", "tmpfs", "/dev")
+    old = os.umask(0)
+    try:
+        for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+                                   ("urandom", 1, 9), ("tty", 5, 0)):
+            os.mknod("/dev/" + name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        for d, mode in (("/dev/pts", 0o755), ("/dev/shm", 0o1777), ("/dev/mqueue", 0o1777)):
+            os.mkdir(d, mode)
+    finally:
+        os.umask(old)
+    sh("mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec", "devpts",
+       "/dev/pts")
+    sh("mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=65536k", "tmpfs", "/dev/shm")
+    for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+                         ("core", "/proc/kcore")):
+        os.symlink(target, "/dev/" + name)
+    open("/dev/console", "w").close()
+    bind(cfg["console_fifo"], "/dev/console")
+
+
+def syslog_pump(sock, hostname):
+    """/dev/log: what programs send to syslog ends in the VM's /var/log/syslog."""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        msg = data.decode("utf-8", "replace").rstrip("\n\0")
+        if msg.startswith("<") and ">" in msg[:6]:
+            msg = msg[msg.index(">") + 1:]
+        try:
+            with open("/var/log/syslog", "a") as f:
+                f.write("%s %s\n" % (hostname, msg) if not msg[:3].isalpha() else
+                        "%s %s %s\n" % (msg[:15], hostname, msg[16:]))
+        except OSError:
+            pass
 
 
 def console_pump(fd, out):
@@ -88,6 +130,10 @@ def main():
     fd = os.open("/dev/console", os.O_RDWR)  # read-write: never sees EOF when writers close
     out = os.open(cfg["console_log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     threading.Thread(target=console_pump, args=(fd, out), daemon=True).start()
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind("/dev/log")
+    os.chmod("/dev/log", 0o666)
+    threading.Thread(target=syslog_pump, args=(log, cfg["hostname"]), daemon=True).start()
     print("READY %d" % host_pid, flush=True)
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1):

@@ -1,0 +1,498 @@
+"""`testbed` command line. See testbed/README.md and testbed/SPEC.md.
+
+Long-lived state lives in one process, the personality; every command but up/down/env/image-tar
+talks to it over its control API (`/_testbed/...` on the EC2 port, token from state.json).
+"""
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from . import daemon
+
+MOTO_ENV = {
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # DescribeImages shows the testbed's image only
+    "MOTO_ENABLE_AMI_VALIDATION": "true",  # RunInstances with an unknown image fails, as on a cloud
+}
+DAEMON_MARK = "DOCKER_EUCA_TESTBED_DAEMON"  # set in every daemon's environment, found again after a crash
+BLACKHOLES = ("54.214.0.0/16", "172.31.0.0/16")  # moto's invented ranges (DESIGN.md)
+VPC_CIDR = "10.215.0.0/16"
+SUBNET_CIDR = "10.215.1.0/24"
+
+
+class Fail(Exception):
+    pass
+
+
+def err(msg):
+    print(f"testbed: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- control API client
+def control(route, data=None, method=None, timeout=60, state=None):
+    state = state or daemon.read_state()
+    if not state or "personality" not in state:
+        raise Fail("the testbed is not up (run `testbed up`)")
+    url = f"http://127.0.0.1:{state['personality']['port']}/_testbed/{route}"
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"))
+    req.add_header("X-Testbed-Token", state["token"])
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        try:
+            msg = json.load(e).get("error", str(e))
+        except ValueError:
+            msg = str(e)
+        raise Fail(msg)
+    except OSError as e:
+        raise Fail(f"the testbed's personality does not answer on port {state['personality']['port']}: {e}")
+
+
+# ---------------------------------------------------------------- env
+def env_lines(state):
+    lines = [
+        ("EC2_URL", f"http://127.0.0.1:{state['personality']['port']}/services/compute/"),
+        ("AWS_ACCESS_KEY_ID", state["user"]["access_key"]),
+        ("AWS_SECRET_ACCESS_KEY", state["user"]["secret_key"]),
+        ("EUCA_REGION", "eucalyptus"),
+        ("EUCA_TESTBED_IMAGE", state["image_id"]),
+        ("EUCA_TESTBED_ZONE", state["zone"]),
+        ("EUCA_TESTBED_SUBNET", state["subnet_id"]),
+        ("EUCA_TESTBED_MODE", state.get("mode", "edge")),
+    ]
+    if state.get("keyring"):
+        lines.append(("DBUS_SESSION_BUS_ADDRESS", state["keyring"]["address"]))
+    out = [f"export {k}={v}" for k, v in lines]
+    example = f"docker euca create --image {state['image_id']}"
+    if state.get("mode") == "vpc":
+        example += f" --subnet {state['subnet_id']}"
+    out.append(f"# e.g. {example} web1")
+    return "\n".join(out)
+
+
+def healthy(state):
+    if not state or state.get("corrupt") or "personality" not in state:
+        return False
+    if not (daemon.alive(state.get("moto")) and daemon.alive(state.get("personality"))):
+        return False
+    if state.get("keyring"):
+        from . import keyring
+
+        if not keyring.alive(state["keyring"]):
+            return False
+    try:
+        control("status", state=state, timeout=5)
+    except Fail:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- up / down
+def _ip(*args):
+    return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+
+def add_blackholes():
+    for net in BLACKHOLES:
+        r = _ip("route", "replace", "blackhole", net)
+        if r.returncode != 0:
+            raise Fail(f"ip route replace blackhole {net}: {r.stderr.strip()}")
+
+
+def remove_blackholes():
+    for net in BLACKHOLES:
+        _ip("route", "del", "blackhole", net)
+
+
+def _marked_pids():
+    mark = f"{DAEMON_MARK}=1".encode()
+    me = os.getpid()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if mark in f.read().split(b"\0"):
+                    out.append(int(name))
+        except OSError:
+            pass
+    return out
+
+
+def cleanup(state, quiet=False):
+    """Stop whatever a (possibly crashed) testbed left: daemons, VMs, network, state root."""
+    from . import keyring
+    from .machines import load_vm_module
+
+    if state and not state.get("corrupt"):
+        if daemon.alive(state.get("personality")):
+            with contextlib.suppress(Fail):
+                control("shutdown", {}, state=state, timeout=3)
+        daemon.kill(state.get("personality"))
+        daemon.kill(state.get("moto"))
+        keyring.stop(state.get("keyring"))
+    for pid in _marked_pids():  # daemons a crash left behind without a state.json
+        daemon.kill(daemon.proc(pid), timeout=2)
+    vm, fake = load_vm_module()
+    for step in ("cleanup_all", "teardown_network"):
+        try:
+            getattr(vm, step)()
+        except Exception as e:
+            err(f"vm.{step}: {e}")
+    remove_blackholes()
+    shutil.rmtree(daemon.STATE_ROOT, ignore_errors=True)
+
+
+def _log_tail(name, lines=30):
+    try:
+        with open(os.path.join(daemon.LOG_DIR, name), errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _setup_moto(port):
+    import boto3
+
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testbed",
+        aws_secret_access_key="testbed",
+    )
+    image_id = ec2.register_image(
+        Name="euca-testbed-debian",
+        Description="docker-euca testbed image (instances boot as network-namespace VMs)",
+        Architecture="x86_64",
+        RootDeviceName="/dev/sda1",
+    )["ImageId"]
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vpc_id = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock=SUBNET_CIDR, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+    default_vpc = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault")]
+    return {
+        "image_id": image_id,
+        "zone": zone,
+        "vpc_id": vpc_id,
+        "subnet_id": subnet_id,
+        "default_vpc_id": default_vpc[0] if default_vpc else None,
+    }
+
+
+def _start(args):
+    from . import keyring
+    from .machines import load_vm_module
+    from .personality import new_access_key, new_secret_key
+
+    os.makedirs(daemon.LOG_DIR, mode=0o700, exist_ok=True)
+    os.chmod(daemon.STATE_ROOT, 0o700)
+    vm, fake = load_vm_module()
+    if fake:
+        err("vm.py is not there (or EUCA_TESTBED_FAKE_VMS=1): instances get no VMs")
+    vm.ensure_network()  # bridge, host addresses, blackhole routes for moto's ranges
+    if fake:
+        add_blackholes()
+
+    env = dict(os.environ, **MOTO_ENV, **{DAEMON_MARK: "1"})
+    moto_bin = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    for attempt in range(3):
+        port = daemon.free_port()
+        moto, child = daemon.spawn([moto_bin, "-H", "127.0.0.1", "-p", str(port)], "moto.log", env=env)
+        if daemon.wait_port(port, 30, child):
+            break
+        daemon.kill(moto)
+    else:
+        raise Fail("moto_server did not start:\n" + _log_tail("moto.log"))
+    state = {
+        "version": 1,
+        "moto": dict(moto, port=port),
+        "token": base64.urlsafe_b64encode(os.urandom(24)).decode(),
+        "user": {"access_key": new_access_key(), "secret_key": new_secret_key()},
+        "mode": args.mode or "edge",
+        "boot_delay": args.boot_delay if args.boot_delay is not None else 2.0,
+        "public_ip_delay": args.public_ip_delay if args.public_ip_delay is not None else 3.0,
+        "fake_vms": fake,
+        "started_at": time.time(),
+    }
+    state.update(_setup_moto(port))
+    daemon.write_state(state)
+
+    port_file = os.path.join(daemon.STATE_ROOT, "personality.port")
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    penv = dict(env, PYTHONPATH=pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    pers, child = daemon.spawn([sys.executable, "-m", "euca_testbed", "serve"], "personality.log", env=penv)
+    deadline = time.time() + 30
+    while not os.path.exists(port_file):
+        if child.poll() is not None or time.time() > deadline:
+            raise Fail("the personality did not start:\n" + _log_tail("personality.log"))
+        time.sleep(0.05)
+    with open(port_file) as f:
+        state["personality"] = dict(pers, port=int(f.read().strip()))
+    daemon.write_state(state)
+    control("status", state=state, timeout=10)
+
+    if args.keyring:
+        state["keyring"] = keyring.start()
+        daemon.write_state(state)
+    return state
+
+
+def cmd_up(args):
+    with daemon.locked():
+        state = daemon.read_state()
+        if healthy(state):
+            changes = {k: v for k, v in (("boot_delay", args.boot_delay), ("public_ip_delay", args.public_ip_delay)) if v is not None}
+            if changes:
+                control("config", changes, state=state)
+            if args.mode and args.mode != state.get("mode"):
+                state["mode"] = args.mode
+                daemon.write_state(state)
+            if args.keyring and not state.get("keyring"):
+                from . import keyring
+
+                state["keyring"] = keyring.start()
+                daemon.write_state(state)
+            print(env_lines(state))
+            return 0
+        if state is not None or os.path.exists(daemon.STATE_ROOT) or _marked_pids():
+            err("cleaning up after a previous testbed that is not healthy")
+            cleanup(state)
+        os.makedirs(daemon.STATE_ROOT, mode=0o700, exist_ok=True)
+        try:
+            state = _start(args)
+        except BaseException as e:
+            err(f"up failed: {e}")
+            with contextlib.suppress(Exception):
+                cleanup(daemon.read_state())
+            if isinstance(e, Fail):
+                return 1
+            raise
+        print(env_lines(state))
+        return 0
+
+
+def cmd_down(args):
+    with daemon.locked():
+        cleanup(daemon.read_state())
+    return 0
+
+
+def cmd_env(args):
+    state = daemon.read_state()
+    if not healthy(state):
+        raise Fail("the testbed is not up (run `testbed up`)")
+    print(env_lines(state))
+    return 0
+
+
+# ---------------------------------------------------------------- the rest
+def cmd_status(args):
+    state = daemon.read_state()
+    if not healthy(state):
+        if args.json:
+            print(json.dumps({"up": False}))
+        else:
+            print("testbed: down")
+        return 1
+    st = control("status", state=state)
+    st["up"] = True
+    st["ec2_url"] = f"http://127.0.0.1:{state['personality']['port']}/services/compute/"
+    st["keyring"] = bool(state.get("keyring"))
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"testbed: up  EC2 {st['ec2_url']}  moto :{st['moto_port']}  users {st['users']}  "
+          f"VMs {'fake' if st['fake_vms'] else 'real'}  keyring {'on' if st['keyring'] else 'off'}")
+    g = st["config"]["global"]
+    print(f"boot-delay {g['boot_delay']:g}s  public-ip-delay {g['public_ip_delay']:g}s  faults {len(st['faults'])}")
+    if st["instances"]:
+        print(f"{'INSTANCE':<21} {'MODE':<4} {'PHASE':<10} {'PRIVATE':<15} {'PUBLIC':<15} {'SHOWN':<15} {'VM':<9} BOOT")
+        for i in st["instances"]:
+            print(f"{i['instance_id']:<21} {i['mode']:<4} {i['phase']:<10} {i['private_ip'] or '-':<15} "
+                  f"{i['public_ip'] or '-':<15} {i['shown_public_ip'] or '-':<15} {i['vm_state'] or '-':<9} "
+                  f"{i['boot_seconds'] if i['boot_seconds'] is not None else '-'}")
+    return 0
+
+
+def cmd_stats(args):
+    out = control("stats", {"access_key": args.access_key, "reset": args.reset})
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for action, n in out["actions"].items():
+            e = out["errors"].get(action, 0)
+            print(f"{action} {n}" + (f" ({e} errors)" if e else ""))
+        print(f"total {out['total']}")
+    return 0
+
+
+def cmd_credentials(args):
+    out = control("credentials", {})
+    print(f"AWS_ACCESS_KEY_ID={out['access_key']}")
+    print(f"AWS_SECRET_ACCESS_KEY={out['secret_key']}")
+    return 0
+
+
+def cmd_config(args):
+    data = {"access_key": args.access_key, "boot_delay": args.boot_delay, "public_ip_delay": args.public_ip_delay}
+    out = control("config", data) if (args.boot_delay is not None or args.public_ip_delay is not None) else control("config")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        g = out["global"]
+        print(f"global boot-delay {g['boot_delay']:g} public-ip-delay {g['public_ip_delay']:g}")
+        for ak, v in out["access_keys"].items():
+            print(f"{ak} " + " ".join(f"{k.replace('_', '-')} {x:g}" for k, x in v.items()))
+    return 0
+
+
+def cmd_fault(args):
+    if args.clear:
+        out = control("fault", {"clear": True, "action": args.action, "access_key": args.access_key})
+    elif args.list or not args.action:
+        out = control("fault")
+    else:
+        if not (args.status or args.throttle or args.delay or args.swap_host_key):
+            raise Fail("fault needs one of --status CODE, --throttle, --delay MS, --swap-host-key")
+        out = control(
+            "fault",
+            {
+                "action": args.action,
+                "status": args.status,
+                "throttle": args.throttle,
+                "delay_ms": args.delay,
+                "swap_host_key": args.swap_host_key,
+                "count": args.count,
+                "access_key": args.access_key,
+            },
+        )
+    for r in out["faults"]:
+        what = ", ".join(
+            f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "swap_host_key", "access_key") if r.get(k)
+        )
+        print(f"{r['id']}: {r['action']} x{r['count']} {what}")
+    return 0
+
+
+def cmd_exec(args):
+    argv = args.cmd
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise Fail("exec needs a command: testbed exec INSTANCE_ID -- CMD...")
+    data = {"instance_id": args.instance_id, "argv": argv}
+    if args.stdin:
+        data["input"] = base64.b64encode(sys.stdin.buffer.read()).decode()
+    out = control("exec", data, timeout=3600)
+    sys.stdout.buffer.write(base64.b64decode(out["stdout"]))
+    sys.stdout.flush()
+    sys.stderr.buffer.write(base64.b64decode(out["stderr"]))
+    sys.stderr.flush()
+    rc = out["returncode"]
+    return 128 - rc if rc < 0 else rc
+
+
+def cmd_image_tar(args):
+    from .machines import load_vm_module
+
+    vm, fake = load_vm_module()
+    if fake:
+        raise Fail("no VM layer (vm.py) to build the image with")
+    vm.build_image_tar(os.path.abspath(args.path))
+    return 0
+
+
+def cmd_serve(args):
+    from . import personality
+
+    personality.serve(daemon.STATE_ROOT)
+    return 0
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="testbed", description="a local Eucalyptus for docker-euca's tests (root)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the testbed (idempotent) and print its environment")
+    up.add_argument("--boot-delay", type=float, metavar="S", help="seconds from RunInstances/StartInstances to boot (default 2)")
+    up.add_argument("--public-ip-delay", type=float, metavar="S", help="seconds the public address stays hidden once booted (default 3)")
+    up.add_argument("--mode", choices=["edge", "vpc"], help="which launch the printed example uses (default edge)")
+    up.add_argument("--keyring", action="store_true", help="also start a D-Bus session with an unlocked gnome-keyring")
+    up.set_defaults(fn=cmd_up)
+
+    sub.add_parser("down", help="stop everything and remove the state").set_defaults(fn=cmd_down)
+    sub.add_parser("env", help="print the environment again").set_defaults(fn=cmd_env)
+
+    st = sub.add_parser("status", help="instances and their VMs")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=cmd_status)
+
+    s = sub.add_parser("stats", help="EC2 calls received per action")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--access-key", metavar="AK", help="only calls signed with AK")
+    s.add_argument("--reset", action="store_true", help="print, then zero the counters (of AK only with --access-key)")
+    s.set_defaults(fn=cmd_stats)
+
+    c = sub.add_parser("credentials", help="`credentials new`: a new user")
+    c.add_argument("what", choices=["new"])
+    c.set_defaults(fn=cmd_credentials)
+
+    cf = sub.add_parser("config", help="change boot-delay / public-ip-delay at run time")
+    cf.add_argument("--access-key", metavar="AK", help="only for requests signed with AK")
+    cf.add_argument("--boot-delay", type=float, metavar="S")
+    cf.add_argument("--public-ip-delay", type=float, metavar="S")
+    cf.add_argument("--json", action="store_true")
+    cf.set_defaults(fn=cmd_config)
+
+    f = sub.add_parser("fault", help="inject a fault into the next N calls of ACTION")
+    f.add_argument("action", nargs="?", metavar="ACTION", help="EC2 action, e.g. RunInstances")
+    f.add_argument("--status", type=int, metavar="CODE", help="answer with this HTTP status (503: ServiceUnavailable)")
+    f.add_argument("--throttle", action="store_true", help="answer RequestLimitExceeded (HTTP 503)")
+    f.add_argument("--delay", type=int, metavar="MS", help="hold the call MS milliseconds (then serve it, or fail with the above)")
+    f.add_argument("--swap-host-key", action="store_true", help="RunInstances: the next N VMs get other host keys than user data says")
+    f.add_argument("--count", type=int, default=1, metavar="N", help="how many calls (VMs) it applies to (default 1)")
+    f.add_argument("--access-key", metavar="AK", help="only calls signed with AK")
+    f.add_argument("--clear", action="store_true", help="remove faults (of ACTION / AK when given)")
+    f.add_argument("--list", action="store_true", help="list pending faults")
+    f.set_defaults(fn=cmd_fault)
+
+    e = sub.add_parser("exec", help="run a command in an instance's VM: exec INSTANCE_ID -- CMD...")
+    e.add_argument("-i", "--stdin", action="store_true", help="pass this command's standard input")
+    e.add_argument("instance_id")
+    e.add_argument("cmd", nargs=argparse.REMAINDER)
+    e.set_defaults(fn=cmd_exec)
+
+    it = sub.add_parser("image-tar", help="write a docker-load-able busybox image tar")
+    it.add_argument("path")
+    it.set_defaults(fn=cmd_image_tar)
+
+    sv = sub.add_parser("serve", help=argparse.SUPPRESS)
+    sv.set_defaults(fn=cmd_serve)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if os.geteuid() != 0:
+        err("must run as root (namespaces, routes, /var/lib)")
+        return 1
+    try:
+        return args.fn(args)
+    except Fail as e:
+        err(str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130

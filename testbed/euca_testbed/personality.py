@@ -1,0 +1,627 @@
+"""The Eucalyptus 4.4 personality: an HTTP proxy in front of moto_server.
+
+Per EC2 request: SigV4 check against the testbed's users (region `eucalyptus`, service `ec2`),
+stats, injected faults, Eucalyptus's strict parameter binding, then moto (with the credential
+scope's region rewritten to moto's), then the response made Eucalyptus-like: EDGE addresses instead
+of moto's, public address hidden for a while, VMs driven by the instance lifecycle, the console
+taken from the VM. `/_testbed/...` is the JSON control API the CLI uses (token in X-Testbed-Token).
+"""
+
+import base64
+import datetime
+import hmac
+import http.client
+import json
+import logging
+import os
+import secrets
+import string
+import struct
+import sys
+import threading
+import time
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from . import binding, daemon, ec2xml, sigv4
+from .instances import Config, Fleet
+from .machines import Machines
+
+log = logging.getLogger("testbed.personality")
+
+MOTO_REGION = "us-east-1"
+SERVICE_PATHS = ("/", "/services/compute", "/services/compute/")
+TOKEN_HEADER = "X-Testbed-Token"
+
+
+def new_access_key():
+    alphabet = string.ascii_uppercase + string.digits
+    return "AKI" + "".join(secrets.choice(alphabet) for _ in range(17))
+
+
+def new_secret_key():
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(40))
+
+
+class Users:
+    def __init__(self):
+        self._mu = threading.Lock()
+        self._secrets = {}
+
+    def add(self, access_key=None, secret_key=None):
+        access_key = access_key or new_access_key()
+        secret_key = secret_key or new_secret_key()
+        with self._mu:
+            self._secrets[access_key] = secret_key
+        return access_key, secret_key
+
+    def secret(self, access_key):
+        with self._mu:
+            return self._secrets.get(access_key)
+
+    def count(self):
+        with self._mu:
+            return len(self._secrets)
+
+
+class Stats:
+    """Calls received per (access key, action); errors counted apart."""
+
+    def __init__(self):
+        self._mu = threading.Lock()
+        self._calls = defaultdict(lambda: defaultdict(int))
+        self._errors = defaultdict(lambda: defaultdict(int))
+
+    def count(self, access_key, action, status):
+        with self._mu:
+            self._calls[access_key][action] += 1
+            if status >= 400:
+                self._errors[access_key][action] += 1
+
+    def get(self, access_key=None):
+        with self._mu:
+            keys = [access_key] if access_key else list(self._calls)
+            calls, errors = defaultdict(int), defaultdict(int)
+            for k in keys:
+                for a, n in self._calls.get(k, {}).items():
+                    calls[a] += n
+                for a, n in self._errors.get(k, {}).items():
+                    errors[a] += n
+            return {"total": sum(calls.values()), "actions": dict(sorted(calls.items())), "errors": dict(sorted(errors.items()))}
+
+    def reset(self, access_key=None):
+        with self._mu:
+            if access_key:
+                self._calls.pop(access_key, None)
+                self._errors.pop(access_key, None)
+            else:
+                self._calls.clear()
+                self._errors.clear()
+
+
+class Faults:
+    """Per-action faults, consumed one per matching request (swap-host-key: one per VM)."""
+
+    def __init__(self):
+        self._mu = threading.Lock()
+        self._rules = []
+        self._next_id = 1
+
+    def add(self, rule):
+        with self._mu:
+            rule = dict(rule, id=self._next_id)
+            rule["count"] = int(rule.get("count") or 1)
+            self._next_id += 1
+            self._rules.append(rule)
+            return rule
+
+    def clear(self, action=None, access_key=None):
+        with self._mu:
+            self._rules = [
+                r for r in self._rules
+                if not ((action is None or r["action"] == action) and (access_key is None or r.get("access_key") == access_key))
+            ]
+
+    def list(self):
+        with self._mu:
+            return [dict(r) for r in self._rules]
+
+    def take(self, action, access_key, kind):
+        """Consume one matching rule of this kind (request faults, or swap_host_key)."""
+        with self._mu:
+            for r in self._rules:
+                if r["action"] != action or r["count"] <= 0:
+                    continue
+                if r.get("access_key") and r["access_key"] != access_key:
+                    continue
+                is_swap = bool(r.get("swap_host_key"))
+                if (kind == "swap") != is_swap:
+                    continue
+                r["count"] -= 1
+                rule = dict(r)
+                if r["count"] <= 0:
+                    self._rules.remove(r)
+                return rule
+        return None
+
+
+class Moto:
+    """Direct access to moto for the personality's own needs (never counted, never faulted)."""
+
+    def __init__(self, port):
+        self.port = port
+        self._client = None
+        self._mu = threading.Lock()
+
+    @property
+    def client(self):
+        with self._mu:
+            if self._client is None:
+                import boto3  # heavy; only the personality process needs it
+                from botocore.config import Config as BotoConfig
+
+                self._client = boto3.client(
+                    "ec2",
+                    endpoint_url=f"http://127.0.0.1:{self.port}",
+                    region_name=MOTO_REGION,
+                    aws_access_key_id="testbed",
+                    aws_secret_access_key="testbed",
+                    config=BotoConfig(retries={"max_attempts": 2}),
+                )
+            return self._client
+
+    def public_key(self, key_name):
+        kp = self.client.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
+        return kp[0].get("PublicKey") if kp else None
+
+    def instance_states(self):
+        out = {}
+        for page in self.client.get_paginator("describe_instances").paginate():
+            for res in page["Reservations"]:
+                for i in res["Instances"]:
+                    out[i["InstanceId"]] = i["State"]["Name"]
+        return out
+
+
+def _rsa_bits(key_text):
+    """Bits of an OpenSSH `ssh-rsa` public key, None for anything else."""
+    parts = key_text.strip().split()
+    if len(parts) < 2 or parts[0] != "ssh-rsa":
+        return None
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+        fields = []
+        off = 0
+        while off < len(blob) and len(fields) < 3:
+            (n,) = struct.unpack(">I", blob[off : off + 4])
+            fields.append(blob[off + 4 : off + 4 + n])
+            off += 4 + n
+        if len(fields) < 3 or fields[0] != b"ssh-rsa":
+            return None
+        return int.from_bytes(fields[2], "big").bit_length()
+    except Exception:
+        return None
+
+
+class Personality:
+    def __init__(self, state):
+        self.state = state
+        self.token = state["token"]
+        self.moto = Moto(state["moto"]["port"])
+        self.users = Users()
+        self.users.add(state["user"]["access_key"], state["user"]["secret_key"])
+        self.stats = Stats()
+        self.faults = Faults()
+        self.config = Config(state.get("boot_delay", 2.0), state.get("public_ip_delay", 3.0))
+        self.machines = Machines()
+        self.fleet = Fleet(self.machines, self.config, describe_moto=self.moto.instance_states)
+        self.subnet_id = state["subnet_id"]
+        self.default_vpc_id = state.get("default_vpc_id")
+        self.port = None
+
+    # ---------------- EC2 ----------------
+    def handle_ec2(self, req, method, path, query, body):
+        rid = ec2xml.request_id()
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if method == "POST" and ctype in ("", "application/x-www-form-urlencoded"):
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        action = params.get("Action", "")
+        req.tb_action = action
+
+        try:
+            auth = sigv4.verify(method, path, query, req.headers, body, self.users.secret)
+        except sigv4.AuthError as e:
+            ak = sigv4.parse_authorization(req.headers.get("Authorization"))
+            self.stats.count(ak.access_key if ak else "-", action or "-", e.status)
+            return e.status, ec2xml.error(e.code, e.message, rid)
+        ak = auth.access_key
+        req.tb_access_key = ak
+
+        status, out = self._ec2_after_auth(req, ak, action, params, method, path, query, body, rid)
+        self.stats.count(ak, action or "-", status)
+        return status, out
+
+    def _ec2_after_auth(self, req, ak, action, params, method, path, query, body, rid):
+        fault = self.faults.take(action, ak, "request")
+        if fault:
+            if fault.get("delay_ms"):
+                time.sleep(fault["delay_ms"] / 1000.0)
+            if fault.get("throttle"):
+                return 503, ec2xml.error("RequestLimitExceeded", "Request limit exceeded.", rid)
+            if fault.get("status"):
+                st = int(fault["status"])
+                code = {503: "ServiceUnavailable", 500: "InternalError"}.get(st, "InternalError")
+                msg = {503: "Service Unavailable", 500: "An internal error has occurred"}.get(st, "Injected fault")
+                return st, ec2xml.error(code, msg, rid)
+
+        if not action:
+            return 400, ec2xml.error("MissingAction", "The request must contain the parameter Action", rid)
+        if not binding.known_action(action):
+            return 400, ec2xml.error("InvalidAction", f"The action {action} is not valid for this web service.", rid)
+        leftovers = binding.unbound(action, params)
+        if leftovers:
+            return 400, ec2xml.error("InvalidParameterValue", binding.failure_message(params, leftovers), rid)
+
+        special = getattr(self, "_pre_" + action, None)
+        if special:
+            early = special(ak, params, rid)
+            if early is not None:
+                return early
+
+        status, resp = self._forward(req, method, query, body)
+        post = getattr(self, "_post_" + action, None)
+        if status == 200 and post:
+            try:
+                resp = post(ak, params, resp)
+            except Exception:
+                log.exception("rewriting %s failed", action)
+                return 500, ec2xml.error("InternalError", "testbed personality failed to process the response", rid)
+        elif status == 200 and action in ("DescribeInstances", "DescribeInstanceStatus"):
+            resp = self._rewrite_instances(resp)
+        resp = resp.replace(f":{MOTO_REGION}:".encode(), b":eucalyptus:")
+        return status, ec2xml.sanitize(resp)
+
+    def _forward(self, req, method, query, body):
+        headers = {}
+        for name in ("Content-Type", "X-Amz-Date", "User-Agent", "X-Amz-Content-Sha256"):
+            v = req.headers.get(name)
+            if v:
+                headers[name] = v
+        headers["Authorization"] = sigv4.rescope(req.headers.get("Authorization", ""), MOTO_REGION)
+        headers["Host"] = f"127.0.0.1:{self.moto.port}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.moto.port, timeout=120)
+        try:
+            conn.request(method, "/" + ("?" + query if query else ""), body=body if body else None, headers=headers)
+            r = conn.getresponse()
+            return r.status, r.read()
+        except OSError as e:
+            log.error("moto unreachable: %s", e)
+            return 503, ec2xml.error("ServiceUnavailable", "Service Unavailable")
+        finally:
+            conn.close()
+
+    # ---- per-action hooks: _pre_X may answer early; _post_X rewrites moto's 200 answer ----
+    def _pre_DescribeRegions(self, ak, params, rid):
+        endpoint = f"http://127.0.0.1:{self.port}/services/compute"
+        ns = ec2xml.EC2_NS
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<DescribeRegionsResponse xmlns="{ns}">'
+            f"<requestId>{rid}</requestId><regionInfo><item><regionName>eucalyptus</regionName>"
+            f"<regionEndpoint>{endpoint}</regionEndpoint></item></regionInfo></DescribeRegionsResponse>"
+        )
+        names = [v for k, v in params.items() if k.startswith("RegionName.")]
+        if names and "eucalyptus" not in names:
+            return 400, ec2xml.error("InvalidParameterValue", f"Invalid region: {names[0]}", rid)
+        return 200, body.encode()
+
+    def _pre_RunInstances(self, ak, params, rid):
+        subnet = params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId")
+        if subnet and subnet != self.subnet_id:
+            return 400, ec2xml.error("InvalidSubnetID.NotFound", f"The subnet ID '{subnet}' does not exist", rid)
+        return None
+
+    def _pre_ImportKeyPair(self, ak, params, rid):
+        material = params.get("PublicKeyMaterial", "")
+        try:
+            text = base64.b64decode(material, validate=True).decode()
+        except Exception:
+            text = material
+        bits = _rsa_bits(text)
+        if bits not in (1024, 2048, 4096):
+            return 400, ec2xml.error(
+                "InvalidKey.Format",
+                "Key is not in valid OpenSSH public key format: only ssh-rsa keys of 1024, 2048 or 4096 bits are supported",
+                rid,
+            )
+        return None
+
+    def _post_RunInstances(self, ak, params, resp):
+        doc = ec2xml.Doc(resp)
+        edge = not (params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId"))
+        raw = params.get("UserData", "")
+        try:
+            user_data = base64.b64decode(raw) if raw else b""
+        except Exception:
+            user_data = raw.encode()
+        keys = []
+        if params.get("KeyName"):
+            try:
+                pk = self.moto.public_key(params["KeyName"])
+                if pk:
+                    keys.append(pk.strip())
+            except Exception as e:
+                log.warning("public key of %s: %s", params["KeyName"], e)
+        for item in doc.instance_items():
+            iid = doc.text(item, "instanceId")
+            swap = self.faults.take("RunInstances", ak, "swap") is not None
+            self.fleet.launched(
+                instance_id=iid,
+                owner=ak,
+                edge=edge,
+                moto_private=doc.text(item, "privateIpAddress"),
+                moto_public=doc.text(item, "ipAddress"),
+                user_data=user_data,
+                authorized_keys=keys,
+                swap_host_key=swap,
+            )
+        self._rewrite_doc_instances(doc)
+        return doc.serialize()
+
+    def _instance_ids(self, params):
+        return [v for k, v in params.items() if k.startswith("InstanceId.")]
+
+    def _post_StartInstances(self, ak, params, resp):
+        for iid in self._instance_ids(params):
+            self.fleet.started(iid, ak)
+        return resp
+
+    def _post_StopInstances(self, ak, params, resp):
+        for iid in self._instance_ids(params):
+            self.fleet.stopped(iid)
+        return resp
+
+    def _post_RebootInstances(self, ak, params, resp):
+        for iid in self._instance_ids(params):
+            self.fleet.rebooted(iid)
+        return resp
+
+    def _post_TerminateInstances(self, ak, params, resp):
+        for iid in self._instance_ids(params):
+            self.fleet.terminated(iid)
+        return resp
+
+    def _post_GetConsoleOutput(self, ak, params, resp):
+        doc = ec2xml.Doc(resp)
+        iid = params.get("InstanceId")
+        text = self.machines.console(iid) if self.fleet.get(iid) else ""
+        doc.set_text(doc.root, "output", base64.b64encode(text.encode()).decode() if text else None)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        doc.set_text(doc.root, "timestamp", now.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+        return doc.serialize()
+
+    def _post_DescribeAvailabilityZones(self, ak, params, resp):
+        doc = ec2xml.Doc(resp)
+        for item in doc.iter("item"):
+            if doc.text(item, "regionName") == MOTO_REGION:
+                doc.set_text(item, "regionName", "eucalyptus")
+        return doc.serialize()
+
+    def _drop_items(self, resp, predicate):
+        doc = ec2xml.Doc(resp)
+        for parent in list(doc.root.iter()):
+            for item in list(parent.findall(doc.q("item"))):
+                if predicate(doc, item):
+                    parent.remove(item)
+        return doc.serialize()
+
+    def _post_DescribeVpcs(self, ak, params, resp):
+        # moto's default VPC (172.31.0.0/16) is not the testbed's: an instance there would get an
+        # address outside the testbed's ranges.
+        return self._drop_items(resp, lambda d, it: d.text(it, "vpcId") is not None and d.text(it, "isDefault") == "true")
+
+    def _post_DescribeSubnets(self, ak, params, resp):
+        return self._drop_items(
+            resp,
+            lambda d, it: d.text(it, "subnetId") is not None
+            and (d.text(it, "defaultForAz") == "true" or d.text(it, "vpcId") == self.default_vpc_id),
+        )
+
+    def _post_DescribeSecurityGroups(self, ak, params, resp):
+        doc = ec2xml.Doc(resp)
+        for item in doc.iter("item"):
+            if doc.text(item, "groupId") and doc.text(item, "vpcId") == self.default_vpc_id:
+                doc.set_text(item, "vpcId", None)  # EDGE groups belong to no VPC
+        return doc.serialize()
+
+    def _rewrite_instances(self, resp):
+        doc = ec2xml.Doc(resp)
+        self._rewrite_doc_instances(doc)
+        return doc.serialize()
+
+    def _rewrite_doc_instances(self, doc):
+        for item in doc.instance_items():
+            iid = doc.text(item, "instanceId")
+            st = doc.child(item, "instanceState")
+            moto_state = doc.text(st, "name") if st is not None else None
+            p = self.fleet.present(iid, moto_state)
+            if p is None:
+                # not launched through the personality: show no address at all
+                for name in ("privateIpAddress", "privateDnsName", "ipAddress", "dnsName"):
+                    doc.set_text(item, name, None)
+                doc.remove(item, "networkInterfaceSet")
+                continue
+            if p.state:
+                ec2xml.set_state(doc, item, p.state)
+            doc.set_text(item, "privateIpAddress", p.private_ip)
+            doc.set_text(item, "privateDnsName", p.private_dns if p.private_ip else "")
+            doc.set_text(item, "ipAddress", p.public_ip)
+            doc.set_text(item, "dnsName", p.public_dns or "")
+            if p.edge or p.private_ip is None:
+                # EDGE instances live in no VPC and have no ENIs; terminated ones have none either
+                if p.edge:
+                    doc.set_text(item, "subnetId", None)
+                    doc.set_text(item, "vpcId", None)
+                nis = doc.child(item, "networkInterfaceSet")
+                if nis is not None:
+                    for c in list(nis):
+                        nis.remove(c)
+            else:
+                nis = doc.child(item, "networkInterfaceSet")
+                for eni in doc.iter("item", nis) if nis is not None else []:
+                    doc.remove(eni, "association")  # VPC instances here get no public address
+                    if doc.child(eni, "privateDnsName") is not None:
+                        doc.set_text(eni, "privateDnsName", p.private_dns or "")
+            # anything left that still names moto's addresses
+            for el in item.iter():
+                if el.text and p.moto_private and el.text == p.moto_private:
+                    el.text = p.private_ip or ""
+                elif el.text and p.moto_public and el.text == p.moto_public:
+                    el.text = p.public_ip or ""
+
+    # ---------------- control API ----------------
+    def handle_control(self, req, method, path, query, body):
+        if not hmac.compare_digest(req.headers.get(TOKEN_HEADER, ""), self.token):
+            return 403, {"error": "bad or missing control token"}
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {"error": "body is not JSON"}
+        q = dict(parse_qsl(query))
+        route = path[len("/_testbed/"):].strip("/")
+        if route == "status":
+            return 200, {
+                "moto_port": self.moto.port,
+                "port": self.port,
+                "fake_vms": self.machines.fake,
+                "users": self.users.count(),
+                "config": self.config.snapshot(),
+                "faults": self.faults.list(),
+                "instances": self.fleet.status(),
+            }
+        if route == "stats":
+            ak = data.get("access_key") or q.get("access_key")
+            out = self.stats.get(ak)
+            if data.get("reset") or q.get("reset"):
+                self.stats.reset(ak)
+            return 200, out
+        if route == "credentials":
+            ak, sk = self.users.add()
+            log.info("new user %s", ak)
+            return 200, {"access_key": ak, "secret_key": sk}
+        if route == "config":
+            if method == "POST":
+                self.config.set(
+                    data.get("access_key"),
+                    boot_delay=data.get("boot_delay"),
+                    public_ip_delay=data.get("public_ip_delay"),
+                )
+            return 200, self.config.snapshot()
+        if route == "fault":
+            if method == "POST":
+                if data.get("clear"):
+                    self.faults.clear(data.get("action"), data.get("access_key"))
+                    return 200, {"faults": self.faults.list()}
+                if not data.get("action"):
+                    return 400, {"error": "fault needs an action"}
+                if data.get("swap_host_key") and data["action"] != "RunInstances":
+                    return 400, {"error": "--swap-host-key applies to RunInstances only"}
+                rule = self.faults.add({k: v for k, v in data.items() if v not in (None, False)})
+                log.info("fault added %s", rule)
+                return 200, {"fault": rule, "faults": self.faults.list()}
+            return 200, {"faults": self.faults.list()}
+        if route == "exec":
+            iid = data.get("instance_id")
+            if not iid or not isinstance(data.get("argv"), list) or not data["argv"]:
+                return 400, {"error": "exec needs instance_id and argv"}
+            stdin = base64.b64decode(data["input"]) if data.get("input") is not None else None
+            try:
+                cp = self.machines.exec_in(iid, data["argv"], input=stdin)
+            except Exception as e:
+                return 404, {"error": f"{type(e).__name__}: {e}"}
+            return 200, {
+                "returncode": cp.returncode,
+                "stdout": base64.b64encode(cp.stdout or b"").decode(),
+                "stderr": base64.b64encode(cp.stderr or b"").decode(),
+            }
+        if route == "shutdown":
+            self.fleet.shutdown()
+            threading.Thread(target=self._exit_soon, daemon=True).start()
+            return 200, {"ok": True}
+        return 404, {"error": f"no control route {route!r}"}
+
+    def _exit_soon(self):
+        time.sleep(0.2)
+        log.info("shutdown requested")
+        os._exit(0)
+
+
+def make_handler(p):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "Eucalyptus/4.4"
+        sys_version = ""
+
+        def log_message(self, fmt, *args):  # the personality logs its own line per request
+            pass
+
+        def _send(self, status, body, ctype):
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _handle(self):
+            t0 = time.time()
+            self.tb_action = self.tb_access_key = "-"
+            split = urlsplit(self.path)
+            path, query = split.path, split.query
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if path.startswith("/_testbed/"):
+                status, out = p.handle_control(self, self.command, path, query, body)
+                self._send(status, json.dumps(out).encode(), "application/json")
+                return
+            if path not in SERVICE_PATHS:
+                self._send(404, ec2xml.error("InvalidAction", f"No service at {path}"), "text/xml;charset=UTF-8")
+                return
+            try:
+                status, out = p.handle_ec2(self, self.command, path, query, body)
+            except Exception:
+                log.exception("request failed")
+                status, out = 500, ec2xml.error("InternalError", "testbed personality error")
+            self._send(status, out, "text/xml;charset=UTF-8")
+            log.info(
+                "%s %s %s by %s -> %d (%.0f ms)",
+                self.command,
+                path,
+                getattr(self, "tb_action", "-"),
+                getattr(self, "tb_access_key", "-"),
+                status,
+                (time.time() - t0) * 1000,
+            )
+
+        do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _handle
+
+    return Handler
+
+
+def serve(state_root):
+    state = daemon.read_state()
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(threadName)s: %(message)s",
+        stream=sys.stderr,
+    )
+    p = Personality(state)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(p))
+    server.daemon_threads = True
+    p.port = server.server_address[1]
+    log.info("personality on 127.0.0.1:%d, moto on %d, fake VMs: %s", p.port, p.moto.port, p.machines.fake)
+    p.fleet.start_reconciler()
+    daemon.write_file_atomic(os.path.join(state_root, "personality.port"), str(p.port))
+    server.serve_forever()

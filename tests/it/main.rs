@@ -1,0 +1,9 @@
+//! One integration binary (as cargo's testsuite does): every file here is a module, and
+//! `support` holds the shared set-up. These tests use the real programs: the docker CLI,
+//! dockerd, openssl, and (from the testbed issues on) the local Eucalyptus testbed.
+
+mod contexts;
+mod mtls;
+mod plugin_protocol;
+mod store_concurrency;
+mod support;

@@ -1,0 +1,68 @@
+//! Shared set-up: a private docker config directory with the plugin installed, and helpers to
+//! run the real docker CLI and the plugin against it.
+
+use std::{
+    os::unix::fs::symlink,
+    path::Path,
+    process::{Command, Output},
+};
+
+pub const PLUGIN: &str = env!("CARGO_BIN_EXE_docker-euca");
+
+/// A temporary `DOCKER_CONFIG` whose `cli-plugins/` holds the built plugin.
+pub struct DockerHome {
+    pub dir: tempfile::TempDir,
+}
+
+impl DockerHome {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("euca-it-").tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("cli-plugins")).unwrap();
+        symlink(PLUGIN, dir.path().join("cli-plugins/docker-euca")).unwrap();
+        DockerHome { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The real docker CLI, reading this config directory.
+    pub fn docker(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_CONFIG", self.path()).env_remove("DOCKER_HOST").env_remove("DOCKER_CONTEXT");
+        cmd
+    }
+
+    /// The plugin binary run directly, reading this config directory.
+    pub fn euca(&self) -> Command {
+        let mut cmd = Command::new(PLUGIN);
+        cmd.env("DOCKER_CONFIG", self.path());
+        cmd
+    }
+}
+
+/// Runs `cmd`, returning its output; panics with both streams if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs `cmd` and insists on success; returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", out.status, text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Both streams, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
