@@ -7,9 +7,15 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot set up a TLS client for {url}: {source}")]
-    Client { url: String, source: bollard::errors::Error },
+    Client {
+        url: String,
+        source: bollard::errors::Error,
+    },
     #[error("the docker daemon at {url} did not answer /version: {source}")]
-    Version { url: String, source: bollard::errors::Error },
+    Version {
+        url: String,
+        source: bollard::errors::Error,
+    },
     #[error("the docker daemon at {url} did not answer within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
 }
@@ -25,7 +31,11 @@ pub struct EngineVersion {
 
 /// Calls `/version` on `url` (`tcp://HOST:2376`) with the client TLS files in `tls_dir`
 /// (`ca.pem`, `cert.pem`, `key.pem`, as in a docker context).
-pub async fn version(url: &str, tls_dir: &Path, timeout: Duration) -> Result<EngineVersion, EngineError> {
+pub async fn version(
+    url: &str,
+    tls_dir: &Path,
+    timeout: Duration,
+) -> Result<EngineVersion, EngineError> {
     let docker = Docker::connect_with_ssl(
         url,
         &tls_dir.join("key.pem"),
@@ -34,15 +44,24 @@ pub async fn version(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Eng
         timeout.as_secs().max(1),
         API_DEFAULT_VERSION,
     )
-    .map_err(|source| EngineError::Client { url: url.to_string(), source })?;
+    .map_err(|source| EngineError::Client {
+        url: url.to_string(),
+        source,
+    })?;
     let call = async {
         let docker = docker.negotiate_version().await?;
         docker.version().await
     };
     let v = tokio::time::timeout(timeout, call)
         .await
-        .map_err(|_| EngineError::Timeout { url: url.to_string(), timeout })?
-        .map_err(|source| EngineError::Version { url: url.to_string(), source })?;
+        .map_err(|_| EngineError::Timeout {
+            url: url.to_string(),
+            timeout,
+        })?
+        .map_err(|source| EngineError::Version {
+            url: url.to_string(),
+            source,
+        })?;
     Ok(EngineVersion {
         version: v.version.unwrap_or_default(),
         api_version: v.api_version.unwrap_or_default(),

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod credentials;
 pub mod engine;
 pub mod fsutil;
 pub mod names;

@@ -1,0 +1,424 @@
+//! Cloud credentials: profiles whose secret lives in the OS keyring, and the resolution chain
+//! every command uses:
+//!
+//! 1. flags (`--endpoint`, `--region`, `--profile`, `--ca-bundle`);
+//! 2. environment: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, euca2ools 2's
+//!    `EC2_ACCESS_KEY`/`EC2_SECRET_KEY`, `EC2_URL` (also `REGION::URL`), `AWS_ENDPOINT_URL_EC2`,
+//!    `AWS_REGION`/`AWS_DEFAULT_REGION`, `EUCA_DEFAULT_REGION`;
+//! 3. the profile: `--profile`, else the one recorded for the machine, else `default`;
+//! 4. euca2ools' `~/.euca/*.ini`, read only.
+//!
+//! Each setting (endpoint, region, keys) comes from the first source that has it; an access key
+//! and its secret always come from the same source. Secrets never touch disk or argv.
+
+pub mod euca2ools;
+pub mod keyring;
+pub mod profiles;
+
+use std::path::PathBuf;
+
+use crate::secret::Secret;
+pub use keyring::{Backend, Keyring, KeyringError};
+pub use profiles::{Profile, Profiles};
+
+/// Eucalyptus' region name when nothing else says.
+pub const DEFAULT_REGION: &str = "eucalyptus";
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// An access key pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessKeys {
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
+    pub session_token: Option<Secret<String>>,
+}
+
+/// Everything needed to talk to one cloud account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudTarget {
+    pub endpoint: String,
+    pub region: String,
+    pub keys: AccessKeys,
+    /// The profile these settings belong to (recorded in machine records; never the keys).
+    pub profile: String,
+    pub ca_bundle: Option<PathBuf>,
+    /// Where the keys came from, for `-D` output: "flags", "environment", "profile NAME", …
+    pub keys_source: String,
+}
+
+/// The cloud flags shared by every command that talks to the cloud.
+#[derive(Debug, Clone, Default)]
+pub struct CloudFlags {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("no EC2 endpoint is configured")]
+    NoEndpoint,
+    #[error("no access keys are configured{}", profile_note(.profile))]
+    NoKeys { profile: String },
+    #[error("profile {0:?} does not exist")]
+    UnknownProfile(String),
+    #[error("{0} is set but {1} is not")]
+    HalfPair(&'static str, &'static str),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn profile_note(p: &str) -> String {
+    format!(" (looked in flags, environment, profile {p:?} and ~/.euca)")
+}
+
+impl CredentialsError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            CredentialsError::NoEndpoint => "give --endpoint http://HOST:8773/services/compute/, set EC2_URL, \
+                 or store one with `docker euca login --endpoint URL`"
+                .into(),
+            CredentialsError::NoKeys { .. } => "run `docker euca login --endpoint URL --access-key AK` \
+                 (the secret goes to the OS keyring), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                .into(),
+            CredentialsError::UnknownProfile(_) => "`docker euca profiles` lists them; `docker euca login --profile NAME` makes one".into(),
+            CredentialsError::HalfPair(_, missing) => format!("set {missing} as well, or neither"),
+            CredentialsError::Keyring(_) => "start a Secret Service (gnome-keyring) or check the keyring's lock".into(),
+            CredentialsError::Read { .. } => return None,
+        })
+    }
+}
+
+/// Splits euca2ools' `REGION::URL` form.
+pub fn split_region_url(value: &str) -> (Option<String>, String) {
+    match value.split_once("::") {
+        Some((region, url)) if !region.is_empty() && !region.contains('/') => {
+            (Some(region.to_string()), url.to_string())
+        }
+        _ => (None, value.to_string()),
+    }
+}
+
+/// Where settings can come from; `env` is a function so tests can feed their own.
+pub struct Sources<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub profiles: &'a Profiles,
+    /// Reads a profile's secret (the OS keyring in real use).
+    pub secret_of: &'a dyn Fn(&str) -> Result<Option<Secret<String>>, KeyringError>,
+    /// `~/.euca` (a directory of *.ini) or a file.
+    pub euca2ools: Option<PathBuf>,
+}
+
+/// Resolves a cloud target through the chain. `machine_profile` is the profile recorded for
+/// the machine being worked on, if any.
+pub fn resolve(
+    flags: &CloudFlags,
+    machine_profile: Option<&str>,
+    src: &Sources,
+) -> Result<CloudTarget, CredentialsError> {
+    let env = |k: &str| (src.env)(k).filter(|v| !v.is_empty());
+    let profile_name = flags
+        .profile
+        .clone()
+        .or_else(|| machine_profile.map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_PROFILE.to_string());
+    let read_err = |source| CredentialsError::Read {
+        path: src.profiles.path().to_path_buf(),
+        source,
+    };
+    let profile = src.profiles.get(&profile_name).map_err(read_err)?;
+    if flags.profile.is_some() && profile.is_none() {
+        return Err(CredentialsError::UnknownProfile(profile_name));
+    }
+
+    // Endpoint (and a region carried by REGION::URL).
+    let env_url = env("EC2_URL").or_else(|| env("AWS_ENDPOINT_URL_EC2"));
+    let (url_region, endpoint) = match flags.endpoint.clone().or(env_url) {
+        Some(v) => {
+            let (r, u) = split_region_url(&v);
+            (r, Some(u))
+        }
+        None => (None, None),
+    };
+    let env_region = env("AWS_REGION")
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .or_else(|| env("EUCA_DEFAULT_REGION"));
+    let asked_region = flags.region.clone().or(url_region).or(env_region);
+    let euca = match &src.euca2ools {
+        Some(path) => euca2ools::from_ini(
+            path,
+            asked_region
+                .as_deref()
+                .or(profile.as_ref().map(|p| p.region.as_str())),
+        )
+        .map_err(|source| CredentialsError::Read {
+            path: path.clone(),
+            source,
+        })?,
+        None => None,
+    };
+
+    let endpoint = endpoint
+        .or_else(|| profile.as_ref().map(|p| p.endpoint.clone()))
+        .or_else(|| euca.as_ref().and_then(|e| e.endpoint.clone()))
+        .ok_or(CredentialsError::NoEndpoint)?;
+    let region = asked_region
+        .or_else(|| {
+            profile
+                .as_ref()
+                .map(|p| p.region.clone())
+                .filter(|r| !r.is_empty())
+        })
+        .or_else(|| euca.as_ref().and_then(|e| e.region.clone()))
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+
+    // Keys: one source for the pair.
+    let session_token = env("AWS_SESSION_TOKEN").map(Secret::new);
+    let from_env =
+        |id: &'static str, secret: &'static str| -> Result<Option<AccessKeys>, CredentialsError> {
+            match (env(id), env(secret)) {
+                (Some(access_key_id), Some(s)) => Ok(Some(AccessKeys {
+                    access_key_id,
+                    secret_access_key: Secret::new(s),
+                    session_token: session_token.clone(),
+                })),
+                (Some(_), None) => Err(CredentialsError::HalfPair(id, secret)),
+                (None, Some(_)) => Err(CredentialsError::HalfPair(secret, id)),
+                (None, None) => Ok(None),
+            }
+        };
+    let (keys, keys_source) =
+        if let Some(k) = from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")? {
+            (k, "environment (AWS_ACCESS_KEY_ID)".to_string())
+        } else if let Some(k) = from_env("EC2_ACCESS_KEY", "EC2_SECRET_KEY")? {
+            (k, "environment (EC2_ACCESS_KEY)".to_string())
+        } else if let Some(secret) = match &profile {
+            Some(_) => (src.secret_of)(&profile_name)?,
+            None => None,
+        } {
+            let p = profile.as_ref().expect("profile checked above");
+            (
+                AccessKeys {
+                    access_key_id: p.access_key_id.clone(),
+                    secret_access_key: secret,
+                    session_token: None,
+                },
+                format!("profile {profile_name:?} (OS keyring)"),
+            )
+        } else if let Some((id, secret)) = euca
+            .as_ref()
+            .and_then(|e| Some((e.access_key_id.clone()?, e.secret_access_key.clone()?)))
+        {
+            (
+                AccessKeys {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                    session_token: None,
+                },
+                "~/.euca".to_string(),
+            )
+        } else {
+            return Err(CredentialsError::NoKeys {
+                profile: profile_name,
+            });
+        };
+    let ca_bundle = flags
+        .ca_bundle
+        .clone()
+        .or_else(|| profile.as_ref().and_then(|p| p.ca_bundle.clone()));
+    Ok(CloudTarget {
+        endpoint,
+        region,
+        keys,
+        profile: profile_name,
+        ca_bundle,
+        keys_source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        profiles: Profiles,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = Profiles::new(dir.path());
+        profiles
+            .set(
+                "default",
+                Some(Profile {
+                    endpoint: "http://prof:8773/services/compute/".into(),
+                    region: "profregion".into(),
+                    access_key_id: "AKPROF".into(),
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        Fixture { dir, profiles }
+    }
+
+    fn resolve_with(
+        fx: &Fixture,
+        flags: CloudFlags,
+        env: &[(&str, &str)],
+        euca: bool,
+    ) -> Result<CloudTarget, CredentialsError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env_fn = move |k: &str| env.get(k).cloned();
+        let secret_of =
+            |p: &str| Ok((p == "default").then(|| Secret::new("profsecret".to_string())));
+        let ini = fx.dir.path().join("euca");
+        std::fs::create_dir_all(&ini).unwrap();
+        std::fs::write(
+            ini.join("a.ini"),
+            "[region r1]\nec2-url = http://ini:8773/\nuser = u\n[user u]\nkey-id = AKINI\nsecret-key = inisecret\n",
+        )
+        .unwrap();
+        resolve(
+            &flags,
+            None,
+            &Sources {
+                env: &env_fn,
+                profiles: &fx.profiles,
+                secret_of: &secret_of,
+                euca2ools: euca.then_some(ini),
+            },
+        )
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_profile() {
+        let fx = fixture();
+        let t = resolve_with(&fx, CloudFlags::default(), &[], false).unwrap();
+        assert_eq!(
+            (
+                t.endpoint.as_str(),
+                t.region.as_str(),
+                t.keys.access_key_id.as_str()
+            ),
+            ("http://prof:8773/services/compute/", "profregion", "AKPROF")
+        );
+        assert_eq!(t.keys.secret_access_key.expose(), "profsecret");
+
+        let env = [
+            ("EC2_URL", "envr::http://env:8773/"),
+            ("AWS_ACCESS_KEY_ID", "AKENV"),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+        ];
+        let t = resolve_with(&fx, CloudFlags::default(), &env, false).unwrap();
+        assert_eq!(
+            (
+                t.endpoint.as_str(),
+                t.region.as_str(),
+                t.keys.access_key_id.as_str()
+            ),
+            ("http://env:8773/", "envr", "AKENV")
+        );
+
+        let flags = CloudFlags {
+            endpoint: Some("http://flag:8773/".into()),
+            region: Some("flagr".into()),
+            ..Default::default()
+        };
+        let t = resolve_with(&fx, flags, &env, false).unwrap();
+        assert_eq!(
+            (t.endpoint.as_str(), t.region.as_str()),
+            ("http://flag:8773/", "flagr")
+        );
+    }
+
+    #[test]
+    fn euca2ools_env_names_and_ini_fallback() {
+        let fx = fixture();
+        let env = [("EC2_ACCESS_KEY", "AK2"), ("EC2_SECRET_KEY", "s2")];
+        assert_eq!(
+            resolve_with(&fx, CloudFlags::default(), &env, false)
+                .unwrap()
+                .keys
+                .access_key_id,
+            "AK2"
+        );
+        fx.profiles.set("default", None).unwrap();
+        let t = resolve_with(&fx, CloudFlags::default(), &[], true).unwrap();
+        assert_eq!(
+            (
+                t.endpoint.as_str(),
+                t.region.as_str(),
+                t.keys.access_key_id.as_str()
+            ),
+            ("http://ini:8773/", "r1", "AKINI")
+        );
+        assert_eq!(t.keys.secret_access_key.expose(), "inisecret");
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        let fx = fixture();
+        fx.profiles.set("default", None).unwrap();
+        assert!(matches!(
+            resolve_with(&fx, CloudFlags::default(), &[], false),
+            Err(CredentialsError::NoEndpoint)
+        ));
+        let flags = CloudFlags {
+            endpoint: Some("http://x/".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve_with(&fx, flags.clone(), &[], false),
+            Err(CredentialsError::NoKeys { .. })
+        ));
+        assert!(matches!(
+            resolve_with(&fx, flags.clone(), &[("AWS_ACCESS_KEY_ID", "a")], false),
+            Err(CredentialsError::HalfPair(
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY"
+            ))
+        ));
+        let named = CloudFlags {
+            profile: Some("nope".into()),
+            ..flags
+        };
+        assert!(matches!(
+            resolve_with(&fx, named, &[], false),
+            Err(CredentialsError::UnknownProfile(_))
+        ));
+        let t = resolve_with(
+            &fx,
+            CloudFlags {
+                endpoint: Some("http://x/".into()),
+                ..Default::default()
+            },
+            &[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "b")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(t.region, DEFAULT_REGION);
+    }
+
+    #[test]
+    fn region_url_form() {
+        assert_eq!(
+            split_region_url("r::http://h/"),
+            (Some("r".into()), "http://h/".into())
+        );
+        assert_eq!(
+            split_region_url("http://h:8773/"),
+            (None, "http://h:8773/".into())
+        );
+    }
+}
