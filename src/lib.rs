@@ -13,6 +13,7 @@
 //!   (atomic, private file writes), [`report`] (how errors reach the user).
 
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod context;
 pub mod credentials;
@@ -20,8 +21,10 @@ pub mod engine;
 pub mod fsutil;
 pub mod names;
 pub mod plugin;
+pub mod provision;
 pub mod report;
 pub mod secret;
+pub mod ssh;
 pub mod store;
 pub mod tls;
 

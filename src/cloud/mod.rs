@@ -1,0 +1,593 @@
+//! Typed EC2 operations for one (endpoint, region, credentials), in the Eucalyptus dialect:
+//! no `TagSpecification` (Eucalyptus 4.4 refuses unknown parameters; tags go on with CreateTags
+//! right after), no parameter the user did not ask for, any image id prefix (`emi-`, `ami-`).
+//! Knows nothing about Docker.
+
+mod address;
+mod error;
+
+pub use address::usable_address;
+pub use error::CloudError;
+
+use std::time::Duration;
+
+use aws_sdk_ec2::{
+    Client,
+    config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
+    types::{Filter, InstanceStateName, IpPermission, IpRange, Tag},
+};
+use aws_smithy_http_client::tls;
+
+use crate::credentials::CloudTarget;
+use error::from_sdk;
+
+/// Tag put on everything a create makes, naming the machine.
+pub const MACHINE_TAG: &str = "docker-euca:machine";
+
+/// One EC2 client for one (endpoint, region, profile).
+#[derive(Debug, Clone)]
+pub struct Ec2 {
+    client: Client,
+    endpoint: String,
+}
+
+/// What DescribeInstances says about one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub state: String,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+    pub state_reason: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A RunInstances request, only with what the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchSpec {
+    pub image_id: String,
+    pub instance_type: String,
+    pub zone: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub key_name: Option<String>,
+    /// Base64 of the (maybe gzipped) user data.
+    pub user_data_b64: Option<String>,
+    pub root_size_gib: Option<i32>,
+    pub iam_instance_profile: Option<String>,
+    pub client_token: String,
+}
+
+/// Validates the endpoint URL: http(s), a host, nothing else.
+pub fn check_endpoint(endpoint: &str) -> Result<(), CloudError> {
+    let bad = |reason: &str| CloudError::BadEndpoint {
+        endpoint: endpoint.into(),
+        reason: reason.into(),
+    };
+    let rest = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .ok_or_else(|| bad("it must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(bad("it has no host"));
+    }
+    Ok(())
+}
+
+impl Ec2 {
+    /// Builds the client: rustls with the ring provider, system roots plus the CA bundle,
+    /// connect and operation timeouts, standard retries with jitter (throttling backs off).
+    pub fn connect(target: &CloudTarget) -> Result<Ec2, CloudError> {
+        check_endpoint(&target.endpoint)?;
+        let mut trust = tls::TrustStore::default();
+        if let Some(path) = &target.ca_bundle {
+            let pem = std::fs::read(path).map_err(|source| CloudError::CaBundle {
+                path: path.clone(),
+                source,
+            })?;
+            trust = trust.with_pem_certificate(pem);
+        }
+        let tls_context = tls::TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| CloudError::BadEndpoint {
+                endpoint: target.endpoint.clone(),
+                reason: format!("TLS set-up: {e}"),
+            })?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .tls_context(tls_context)
+            .build_https();
+        let keys = &target.keys;
+        let credentials = Credentials::new(
+            keys.access_key_id.clone(),
+            keys.secret_access_key.expose().clone(),
+            keys.session_token.as_ref().map(|t| t.expose().clone()),
+            None,
+            "docker-euca",
+        );
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(target.region.clone()))
+            .endpoint_url(target.endpoint.clone())
+            .credentials_provider(credentials)
+            .http_client(http)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .operation_timeout(Duration::from_secs(180))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .build();
+        Ok(Ec2 {
+            client: Client::from_conf(config),
+            endpoint: target.endpoint.clone(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The cheapest authenticated call: proves endpoint, region and keys work.
+    pub async fn check_access(&self) -> Result<Vec<String>, CloudError> {
+        let out = self
+            .client
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeAvailabilityZones", &self.endpoint, e))?;
+        Ok(out
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.zone_name().map(str::to_string))
+            .collect())
+    }
+
+    /// Finds a security group by name; returns its id.
+    pub async fn find_security_group(&self, name: &str) -> Result<Option<String>, CloudError> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(Filter::builder().name("group-name").values(name).build())
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeSecurityGroups", &self.endpoint, e))?;
+        Ok(out
+            .security_groups()
+            .iter()
+            .find(|g| g.group_name() == Some(name))
+            .and_then(|g| g.group_id().map(str::to_string)))
+    }
+
+    /// Creates a security group; returns its id.
+    pub async fn create_security_group(
+        &self,
+        name: &str,
+        description: &str,
+        vpc_id: Option<&str>,
+    ) -> Result<String, CloudError> {
+        let out = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .set_vpc_id(vpc_id.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| from_sdk("CreateSecurityGroup", &self.endpoint, e))?;
+        out.group_id()
+            .map(str::to_string)
+            .ok_or_else(|| CloudError::Api {
+                action: "CreateSecurityGroup",
+                code: None,
+                message: "the answer carried no group id".into(),
+            })
+    }
+
+    /// Opens `(port, protocol)` pairs to each CIDR.
+    pub async fn authorize_ingress(
+        &self,
+        group_id: &str,
+        ports: &[(u16, String)],
+        cidrs: &[String],
+    ) -> Result<(), CloudError> {
+        let ranges: Vec<IpRange> = cidrs
+            .iter()
+            .map(|c| IpRange::builder().cidr_ip(c).build())
+            .collect();
+        let perms: Vec<IpPermission> = ports
+            .iter()
+            .map(|(port, proto)| {
+                IpPermission::builder()
+                    .ip_protocol(proto)
+                    .from_port(i32::from(*port))
+                    .to_port(i32::from(*port))
+                    .set_ip_ranges(Some(ranges.clone()))
+                    .build()
+            })
+            .collect();
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(group_id)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .map_err(|e| from_sdk("AuthorizeSecurityGroupIngress", &self.endpoint, e))?;
+        Ok(())
+    }
+
+    /// Deletes a group; a group already gone is fine. `DependencyViolation` (still in use by an
+    /// instance that is shutting down) is returned for the caller to retry.
+    pub async fn delete_security_group(&self, group_id: &str) -> Result<(), CloudError> {
+        match self
+            .client
+            .delete_security_group()
+            .group_id(group_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = from_sdk("DeleteSecurityGroup", &self.endpoint, e);
+                match err.code() {
+                    Some(c) if c.starts_with("InvalidGroup") && c.ends_with("NotFound") => Ok(()),
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
+    pub async fn import_key_pair(
+        &self,
+        name: &str,
+        public_key_openssh: &str,
+    ) -> Result<(), CloudError> {
+        self.client
+            .import_key_pair()
+            .key_name(name)
+            .public_key_material(aws_smithy_types::Blob::new(public_key_openssh.as_bytes()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ImportKeyPair", &self.endpoint, e))?;
+        Ok(())
+    }
+
+    /// Deletes a key pair; one already gone is fine.
+    pub async fn delete_key_pair(&self, name: &str) -> Result<(), CloudError> {
+        match self.client.delete_key_pair().key_name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = from_sdk("DeleteKeyPair", &self.endpoint, e);
+                if err.code() == Some("InvalidKeyPair.NotFound") {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Launches one instance; returns its id. Tags go on separately (see module docs).
+    pub async fn run_instance(&self, spec: &LaunchSpec) -> Result<String, CloudError> {
+        use aws_sdk_ec2::types::{
+            BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, Placement,
+        };
+        let mut req = self
+            .client
+            .run_instances()
+            .image_id(&spec.image_id)
+            .instance_type(spec.instance_type.as_str().into())
+            .min_count(1)
+            .max_count(1)
+            .client_token(&spec.client_token)
+            .set_security_group_ids(
+                (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
+            )
+            .set_key_name(spec.key_name.clone())
+            .set_user_data(spec.user_data_b64.clone())
+            .set_subnet_id(spec.subnet_id.clone());
+        if let Some(zone) = &spec.zone {
+            req = req.placement(Placement::builder().availability_zone(zone).build());
+        }
+        if let Some(size) = spec.root_size_gib {
+            req = req.block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/sda1")
+                    .ebs(EbsBlockDevice::builder().volume_size(size).build())
+                    .build(),
+            );
+        }
+        if let Some(profile) = &spec.iam_instance_profile {
+            let p = IamInstanceProfileSpecification::builder();
+            let p = if profile.starts_with("arn:") {
+                p.arn(profile)
+            } else {
+                p.name(profile)
+            };
+            req = req.iam_instance_profile(p.build());
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| from_sdk("RunInstances", &self.endpoint, e))?;
+        out.instances()
+            .first()
+            .and_then(|i| i.instance_id().map(str::to_string))
+            .ok_or_else(|| CloudError::Api {
+                action: "RunInstances",
+                code: None,
+                message: "the answer carried no instance".into(),
+            })
+    }
+
+    pub async fn create_tags(
+        &self,
+        resource_ids: &[String],
+        tags: &[(&str, &str)],
+    ) -> Result<(), CloudError> {
+        self.client
+            .create_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| from_sdk("CreateTags", &self.endpoint, e))?;
+        Ok(())
+    }
+
+    /// Describes the given instances (all of them in one call; an empty list means "all").
+    pub async fn describe_instances(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<InstanceInfo>, CloudError> {
+        let out = self
+            .client
+            .describe_instances()
+            .set_instance_ids((!ids.is_empty()).then(|| ids.to_vec()))
+            .send()
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let err = from_sdk("DescribeInstances", &self.endpoint, e);
+                if err.code() == Some("InvalidInstanceID.NotFound") {
+                    return Ok(Vec::new());
+                }
+                return Err(err);
+            }
+        };
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| InstanceInfo {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
+                private_ip: i.private_ip_address().map(str::to_string),
+                public_ip: i.public_ip_address().map(str::to_string),
+                state_reason: i
+                    .state_reason()
+                    .and_then(|r| r.message())
+                    .map(str::to_string),
+                tags: i
+                    .tags()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().into(),
+                            t.value().unwrap_or_default().into(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    pub async fn describe_instance(&self, id: &str) -> Result<Option<InstanceInfo>, CloudError> {
+        Ok(self
+            .describe_instances(&[id.to_string()])
+            .await?
+            .into_iter()
+            .find(|i| i.id == id))
+    }
+
+    /// Terminates; an instance already gone is fine.
+    pub async fn terminate_instance(&self, id: &str) -> Result<(), CloudError> {
+        match self
+            .client
+            .terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = from_sdk("TerminateInstances", &self.endpoint, e);
+                if err.code() == Some("InvalidInstanceID.NotFound") {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    pub async fn stop_instances(&self, ids: &[String], force: bool) -> Result<(), CloudError> {
+        self.client
+            .stop_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .set_force(force.then_some(true))
+            .send()
+            .await
+            .map_err(|e| from_sdk("StopInstances", &self.endpoint, e))?;
+        Ok(())
+    }
+
+    pub async fn start_instances(&self, ids: &[String]) -> Result<(), CloudError> {
+        self.client
+            .start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("StartInstances", &self.endpoint, e))?;
+        Ok(())
+    }
+
+    /// Polls until the instance is in `want` (or gone, for `terminated`).
+    pub async fn wait_for_state(
+        &self,
+        id: &str,
+        want: InstanceStateName,
+        timeout: Duration,
+    ) -> Result<InstanceInfo, CloudError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let info = self.describe_instance(id).await?;
+            match &info {
+                Some(i) if i.state == want.as_str() => return Ok(i.clone()),
+                None if want == InstanceStateName::Terminated => {
+                    return Ok(InstanceInfo {
+                        id: id.into(),
+                        state: "terminated".into(),
+                        private_ip: None,
+                        public_ip: None,
+                        state_reason: None,
+                        tags: vec![],
+                    });
+                }
+                Some(i)
+                    if want == InstanceStateName::Running
+                        && (i.state == "terminated"
+                            || i.state == "shutting-down"
+                            || i.state == "stopped") =>
+                {
+                    return Err(CloudError::InstanceGone {
+                        instance: id.into(),
+                        state: i.state.clone(),
+                        reason: i.state_reason.clone(),
+                    });
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(CloudError::Timeout {
+                    what: format!("instance {id} to be {}", want.as_str()),
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 3 / 2).min(Duration::from_secs(3));
+        }
+    }
+
+    /// Polls until the instance has a usable address (see [`usable_address`]).
+    pub async fn wait_for_address(
+        &self,
+        id: &str,
+        use_private: bool,
+        timeout: Duration,
+    ) -> Result<InstanceInfo, CloudError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(info) = self.describe_instance(id).await? {
+                if usable_address(
+                    info.public_ip.as_deref(),
+                    info.private_ip.as_deref(),
+                    use_private,
+                )
+                .is_some()
+                {
+                    return Ok(info);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let what = if use_private {
+                    "a private address"
+                } else {
+                    "a public address (EDGE assigns it after the instance runs)"
+                };
+                return Err(CloudError::Timeout {
+                    what: format!("instance {id} to get {what}"),
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The VPC of a subnet (security groups for VPC instances must live there).
+    pub async fn subnet_vpc(&self, subnet_id: &str) -> Result<Option<String>, CloudError> {
+        let out = self
+            .client
+            .describe_subnets()
+            .subnet_ids(subnet_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeSubnets", &self.endpoint, e))?;
+        Ok(out
+            .subnets()
+            .first()
+            .and_then(|s| s.vpc_id().map(str::to_string)))
+    }
+
+    /// Instances tagged as belonging to `machine` (for checks after rm).
+    pub async fn instances_tagged(&self, machine: &str) -> Result<Vec<InstanceInfo>, CloudError> {
+        let out = self
+            .client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{MACHINE_TAG}"))
+                    .values(machine)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| InstanceInfo {
+                id: i.instance_id().unwrap_or_default().into(),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
+                private_ip: i.private_ip_address().map(str::to_string),
+                public_ip: i.public_ip_address().map(str::to_string),
+                state_reason: None,
+                tags: vec![],
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_shapes() {
+        assert!(check_endpoint("http://10.0.0.1:8773/services/compute/").is_ok());
+        assert!(check_endpoint("https://ec2.cloud.example/").is_ok());
+        assert!(check_endpoint("ec2.cloud.example").is_err());
+        assert!(check_endpoint("http:///x").is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Provisioning: what runs on the host. For now the cloud-init user data a create sends.
+
+pub mod userdata;
