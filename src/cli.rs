@@ -33,6 +33,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a Docker host on the cloud
+    Create(commands::create::CreateArgs),
+    /// Remove machines and everything they have in the cloud
+    #[command(visible_alias = "remove")]
+    Rm(commands::rm::RmArgs),
+    /// Check cloud credentials and keep them in the OS keyring
+    Login(commands::login::LoginArgs),
+    /// Remove a credential profile and its secret
+    Logout(commands::login::LogoutArgs),
+    /// List credential profiles (never a secret)
+    Profiles(commands::login::ProfilesArgs),
     /// Show the plugin version (build details with -D)
     Version(commands::version::VersionArgs),
 }
@@ -91,6 +102,11 @@ pub fn main(invocation: Invocation) -> ExitCode {
 
 async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Create(args) => commands::create::run(ctx, args).await,
+        Command::Rm(args) => commands::rm::run(ctx, args).await,
+        Command::Login(args) => commands::login::run(ctx, args).await,
+        Command::Logout(args) => commands::login::logout(ctx, args).await,
+        Command::Profiles(args) => commands::login::profiles(ctx, args),
         Command::Version(args) => commands::version::run(ctx, args),
     }
 }

@@ -3,7 +3,10 @@
 
 use std::process::ExitCode;
 
-use crate::{context::ContextError, names::InvalidName, store::StoreError, tls::TlsError};
+use crate::{
+    cloud::CloudError, context::ContextError, credentials::CredentialsError, names::InvalidName,
+    store::StoreError, tls::TlsError,
+};
 
 /// An error that already knows what the user should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,12 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                 }
                 ContextError::Io { .. } => None,
             };
+        }
+        if let Some(e) = cause.downcast_ref::<CloudError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<CredentialsError>() {
+            return e.hint();
         }
         if let Some(TlsError::BadSan { .. }) = cause.downcast_ref::<TlsError>() {
             return Some("give an IP address or a DNS name such as web1.example.com".into());

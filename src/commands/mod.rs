@@ -1,6 +1,10 @@
 //! One module per command: read options, call the operations, render the result.
 
+pub mod cloud_args;
 pub mod complete;
+pub mod create;
+pub mod login;
+pub mod rm;
 pub mod version;
 
 use std::path::PathBuf;

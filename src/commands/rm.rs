@@ -1,0 +1,73 @@
+//! `docker euca rm`
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::bail;
+use clap::Args;
+
+use super::{Ctx, cloud_args::CloudArgs};
+use crate::{
+    names::MachineName,
+    ops::{self, RmOptions},
+    report::Hinted,
+};
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Machines to remove
+    #[arg(required = true)]
+    names: Vec<MachineName>,
+    /// Forget the machine even if the cloud refuses to remove its resources
+    #[arg(short, long)]
+    force: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    yes: bool,
+    #[command(flatten)]
+    cloud: CloudArgs,
+    /// No progress output
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
+    let store = ctx.store();
+    for name in &args.names {
+        store.load(name)?;
+    }
+    if !args.yes {
+        let list = args
+            .names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !std::io::stdin().is_terminal() {
+            bail!(Hinted::new(
+                format!("refusing to remove {list} without confirmation"),
+                "add -y to confirm"
+            ));
+        }
+        eprint!("Remove {list} and everything it has in the cloud? [y/N] ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!(Hinted::new("nothing removed", "answer y, or pass -y"));
+        }
+    }
+    let opts = RmOptions {
+        names: args.names,
+        force: args.force,
+        cloud: args.cloud.into(),
+        quiet: args.quiet,
+    };
+    let failed = ops::rm(&ctx.docker_config, &opts).await?;
+    if !failed.is_empty() {
+        bail!(Hinted::new(
+            format!("could not remove {}", failed.join(", ")),
+            "fix the cause above and run rm again, or use rm -f"
+        ));
+    }
+    Ok(())
+}

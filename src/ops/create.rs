@@ -1,0 +1,419 @@
+//! `create`: a journal of steps (key → security group → instance → tags → running → address →
+//! SSH port), each recorded in the machine record before the next starts, so an interrupted or
+//! failed create is rolled back (or removable with `rm`) without leaving anything in the cloud.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use aws_sdk_ec2::types::InstanceStateName;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cloud::{Ec2, LaunchSpec, MACHINE_TAG, usable_address},
+    credentials::{CloudFlags, Profiles},
+    fsutil::{self, PRIVATE_FILE},
+    names::MachineName,
+    progress::Progress,
+    provision::userdata,
+    report::{Cancelled, Hinted},
+    ssh::keys::KeyPair,
+    store::{MachineRecord, MachineState, Store},
+};
+
+pub const DEFAULT_INSTANCE_TYPE: &str = "m1.large";
+pub const DOCKER_PORT: u16 = 2376;
+
+/// How long each wait may take.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub running: Duration,
+    pub address: Duration,
+    pub ssh_port: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            running: Duration::from_secs(600),
+            address: Duration::from_secs(300),
+            ssh_port: Duration::from_secs(300),
+        }
+    }
+}
+
+/// An IPv4 CIDR such as `203.0.113.0/24`.
+pub fn parse_cidr(s: &str) -> Result<String, String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not a CIDR: use ADDRESS/PREFIX, e.g. 203.0.113.0/24"))?;
+    let ip: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} in {s:?} is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("prefix length {len:?} in {s:?} must be 0..=32"))?;
+    Ok(format!("{ip}/{len}"))
+}
+
+/// `PORT[/PROTO]` with PROTO tcp (default) or udp.
+pub fn parse_port(s: &str) -> Result<(u16, String), String> {
+    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{port:?} is not a port number (1-65535)"))?;
+    let proto = proto.to_ascii_lowercase();
+    if proto != "tcp" && proto != "udp" {
+        return Err(format!("protocol {proto:?} in {s:?} must be tcp or udp"));
+    }
+    Ok((port, proto))
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub name: MachineName,
+    pub cloud: CloudFlags,
+    pub image: Option<String>,
+    pub instance_type: String,
+    pub zone: Option<String>,
+    pub subnet: Option<String>,
+    pub root_size: Option<i32>,
+    pub iam_instance_profile: Option<String>,
+    pub user_data: Option<PathBuf>,
+    pub ssh_user: String,
+    pub ssh_port: u16,
+    pub allow_cidrs: Vec<String>,
+    pub open_ports: Vec<(u16, String)>,
+    pub security_group: Option<String>,
+    pub keypair_name: Option<String>,
+    pub ssh_key: Option<PathBuf>,
+    pub use_private_address: bool,
+    pub keep_on_failure: bool,
+    pub quiet: bool,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug)]
+pub struct CreateOutcome {
+    pub record: MachineRecord,
+    pub address: IpAddr,
+}
+
+/// Runs the create; on failure or cancellation removes what it made (unless
+/// `--keep-on-failure`), then returns the error.
+pub async fn create(
+    docker_config: &Path,
+    opts: CreateOptions,
+    cancel: CancellationToken,
+) -> anyhow::Result<CreateOutcome> {
+    if opts.keypair_name.is_some() != opts.ssh_key.is_some() {
+        bail!(Hinted::new(
+            "--keypair-name and --ssh-key go together",
+            "give both: the key pair's name and its private key file"
+        ));
+    }
+    let user_data = match &opts.user_data {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read --user-data {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let target = super::cloud_target::resolve(docker_config, &opts.cloud, None).await?;
+    let image = match opts.image.clone() {
+        Some(i) => i,
+        None => Profiles::new(docker_config)
+            .get(&target.profile)?
+            .and_then(|p| p.default_image)
+            .ok_or_else(|| {
+                Hinted::new(
+                    "no image given",
+                    "give --image emi-… (`euca-describe-images` lists them)",
+                )
+            })?,
+    };
+    let ec2 = Ec2::connect(&target)?;
+    let store = Store::new(docker_config);
+    let mut record = MachineRecord::new(opts.name.clone());
+    record.cloud.endpoint = Some(target.endpoint.clone());
+    record.cloud.region = Some(target.region.clone());
+    record.cloud.profile = Some(target.profile.clone());
+    record.cloud.ca_bundle = target.ca_bundle.as_ref().map(|p| p.display().to_string());
+    record.cloud.image_id = Some(image.clone());
+    record.cloud.instance_type = Some(opts.instance_type.clone());
+    record.cloud.zone = opts.zone.clone();
+    record.cloud.subnet_id = opts.subnet.clone();
+    record.cloud.use_private_address = opts.use_private_address;
+    record.ssh.user = Some(opts.ssh_user.clone());
+    record.ssh.port = Some(opts.ssh_port);
+    let dir = store.create(&record)?;
+
+    let mut progress = Progress::new(opts.quiet);
+    let steps = run_steps(
+        &ec2,
+        &store,
+        &dir,
+        &opts,
+        &image,
+        user_data.as_deref(),
+        &mut progress,
+    );
+    let outcome = tokio::select! {
+        r = steps => r,
+        _ = cancel.cancelled() => Err(anyhow::Error::new(Cancelled)),
+    };
+    match outcome {
+        Ok(address) => {
+            progress.finish_stage();
+            let record = store.load(&opts.name)?;
+            Ok(CreateOutcome { record, address })
+        }
+        Err(err) => {
+            progress.fail_stage();
+            if opts.keep_on_failure {
+                let _ = store.update(&opts.name, |r| r.state = MachineState::Failed);
+                return Err(err.context(format!(
+                    "create failed; its resources were kept (--keep-on-failure): `docker euca rm {}` removes them",
+                    opts.name
+                )));
+            }
+            progress.note(format!("rolling back {}…", opts.name));
+            match super::rm::teardown(&ec2, &store, &opts.name, &mut progress).await {
+                Ok(()) => {
+                    store.remove(&opts.name)?;
+                    progress.note("rolled back: nothing was left in the cloud");
+                }
+                Err(cleanup) => {
+                    progress.fail_stage();
+                    eprintln!(
+                        "warning: rollback of {} failed ({cleanup}); the record is kept: run `docker euca rm {}`",
+                        opts.name, opts.name
+                    );
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn run_steps(
+    ec2: &Ec2,
+    store: &Store,
+    dir: &Path,
+    opts: &CreateOptions,
+    image: &str,
+    user_data: Option<&str>,
+    progress: &mut Progress,
+) -> anyhow::Result<IpAddr> {
+    let name = &opts.name;
+    // Keys: the client key is authorised through cloud-init, the host key pinned through it.
+    progress.stage("generating SSH keys");
+    let host_key = KeyPair::generate_ed25519(&format!("{name} host"));
+    let (key_path, authorized) = match (&opts.keypair_name, &opts.ssh_key) {
+        (Some(_), Some(path)) => (std::path::absolute(path).unwrap_or(path.clone()), vec![]),
+        _ => {
+            let client = KeyPair::generate_ed25519(&format!("docker-euca {name}"));
+            let path = dir.join("id_ed25519");
+            fsutil::write_atomic(
+                &path,
+                client.private_openssh().expose().as_bytes(),
+                PRIVATE_FILE,
+            )?;
+            fsutil::write_atomic(
+                &dir.join("id_ed25519.pub"),
+                client.public_openssh().as_bytes(),
+                PRIVATE_FILE,
+            )?;
+            (path, vec![client.public_openssh()])
+        }
+    };
+    store.update(name, |r| {
+        r.ssh.key_path = Some(key_path.display().to_string());
+        r.ssh.host_key = Some(host_key.public_openssh());
+        r.cloud.key_pair_name = opts.keypair_name.clone();
+        r.cloud.key_pair_owned = false;
+    })?;
+
+    // Security group: ours, or the user's as it is.
+    let group_id = match &opts.security_group {
+        Some(group) => {
+            progress.stage(format!("looking up security group {group}"));
+            let id = ec2.find_security_group(group).await?.ok_or_else(|| {
+                Hinted::new(
+                    format!("security group {group:?} does not exist"),
+                    "create it first, or leave out --security-group",
+                )
+            })?;
+            store.update(name, |r| {
+                r.cloud.security_group_id = Some(id.clone());
+                r.cloud.security_group_name = Some(group.clone());
+                r.cloud.security_group_owned = false;
+            })?;
+            id
+        }
+        None => {
+            let group = format!("docker-euca-{name}");
+            progress.stage(format!("creating security group {group}"));
+            let vpc = match &opts.subnet {
+                Some(subnet) => ec2.subnet_vpc(subnet).await?,
+                None => None,
+            };
+            let id = ec2
+                .create_security_group(
+                    &group,
+                    &format!("docker-euca machine {name}"),
+                    vpc.as_deref(),
+                )
+                .await?;
+            store.update(name, |r| {
+                r.cloud.security_group_id = Some(id.clone());
+                r.cloud.security_group_name = Some(group.clone());
+                r.cloud.security_group_owned = true;
+            })?;
+            ec2.create_tags(std::slice::from_ref(&id), &[(MACHINE_TAG, name.as_str())])
+                .await?;
+            let mut ports = vec![
+                (opts.ssh_port, "tcp".to_string()),
+                (DOCKER_PORT, "tcp".to_string()),
+            ];
+            for p in &opts.open_ports {
+                if !ports.contains(p) {
+                    ports.push(p.clone());
+                }
+            }
+            ec2.authorize_ingress(&id, &ports, &opts.allow_cidrs)
+                .await?;
+            id
+        }
+    };
+
+    // Launch, then tag at once (no TagSpecification in this dialect).
+    progress.stage(format!("launching {image} ({})", opts.instance_type));
+    let data = userdata::build(
+        &userdata::OurConfig {
+            authorized_keys: authorized,
+            host_key: Some((
+                host_key.private_openssh().expose().clone(),
+                host_key.public_openssh(),
+            )),
+            packages: vec![],
+        },
+        user_data,
+    );
+    let spec = LaunchSpec {
+        image_id: image.to_string(),
+        instance_type: opts.instance_type.clone(),
+        zone: opts.zone.clone(),
+        subnet_id: opts.subnet.clone(),
+        security_group_ids: vec![group_id],
+        key_name: opts.keypair_name.clone(),
+        user_data_b64: Some(userdata::to_base64(&data)),
+        root_size_gib: opts.root_size,
+        iam_instance_profile: opts.iam_instance_profile.clone(),
+        client_token: format!("docker-euca-{name}-{:016x}", rand::random::<u64>()),
+    };
+    let instance_id = ec2.run_instance(&spec).await?;
+    store.update(name, |r| r.cloud.instance_id = Some(instance_id.clone()))?;
+    ec2.create_tags(
+        std::slice::from_ref(&instance_id),
+        &[("Name", name.as_str()), (MACHINE_TAG, name.as_str())],
+    )
+    .await?;
+
+    progress.stage(format!("waiting for {instance_id} to run"));
+    let info = ec2
+        .wait_for_state(
+            &instance_id,
+            InstanceStateName::Running,
+            opts.timeouts.running,
+        )
+        .await?;
+    store.update(name, |r| r.cloud.private_ip = info.private_ip.clone())?;
+
+    progress.stage(if opts.use_private_address {
+        "waiting for the private address"
+    } else {
+        "waiting for a public address"
+    });
+    let info = ec2
+        .wait_for_address(
+            &instance_id,
+            opts.use_private_address,
+            opts.timeouts.address,
+        )
+        .await?;
+    let address = usable_address(
+        info.public_ip.as_deref(),
+        info.private_ip.as_deref(),
+        opts.use_private_address,
+    )
+    .expect("wait_for_address returns only usable addresses");
+    store.update(name, |r| {
+        r.cloud.private_ip = info.private_ip.clone();
+        r.cloud.public_ip = info.public_ip.clone().filter(|_| !opts.use_private_address);
+    })?;
+
+    progress.stage(format!("waiting for SSH on {address}:{}", opts.ssh_port));
+    wait_for_port(
+        SocketAddr::new(address, opts.ssh_port),
+        opts.timeouts.ssh_port,
+    )
+    .await?;
+    Ok(address)
+}
+
+/// Waits until a TCP connection to `addr` succeeds, keeping the last error for the message.
+pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+                .await;
+        let last = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!(Hinted::new(
+                format!(
+                    "port {} on {} did not open within {timeout:?} (last error: {last})",
+                    addr.port(),
+                    addr.ip()
+                ),
+                "check that the security group allows it from here (--allow-cidr) and that the image runs sshd"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(parse_cidr("10.0.0.0/8").unwrap(), "10.0.0.0/8");
+        assert_eq!(parse_cidr("0.0.0.0/0").unwrap(), "0.0.0.0/0");
+        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/8", "x/1", "10.0.0.0/-1"] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_port("80").unwrap(), (80, "tcp".into()));
+        assert_eq!(parse_port("53/UDP").unwrap(), (53, "udp".into()));
+        for bad in ["0", "70000", "80/icmp", "http", ""] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+    }
+}

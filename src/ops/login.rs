@@ -1,0 +1,159 @@
+//! `login`: check access keys with a real call, then keep the secret in the OS keyring and the
+//! rest in `profiles.json`. `logout` removes both.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::{
+    cloud::Ec2,
+    credentials::{
+        AccessKeys, Backend, CloudTarget, DEFAULT_REGION, Keyring, Profile, Profiles, euca2ools,
+        split_region_url,
+    },
+    report::Hinted,
+    secret::Secret,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    pub profile: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<Secret<String>>,
+    pub ca_bundle: Option<PathBuf>,
+    /// `--from-euca2ools [FILE]`: `Some(None)` means `~/.euca`.
+    pub from_euca2ools: Option<Option<PathBuf>>,
+    pub from_eucarc: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub profile: String,
+    pub endpoint: String,
+    pub region: String,
+    pub backend: Backend,
+    pub zones: Vec<String>,
+}
+
+/// Whether the options still lack a secret (the command then prompts or reads stdin).
+pub fn needs_secret(opts: &LoginOptions) -> bool {
+    opts.secret_key.is_none() && opts.from_euca2ools.is_none() && opts.from_eucarc.is_none()
+}
+
+pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<LoginOutcome> {
+    let imported = match (&opts.from_euca2ools, &opts.from_eucarc) {
+        (Some(file), _) => {
+            let path = file
+                .clone()
+                .or_else(|| dirs::home_dir().map(|h| h.join(".euca")))
+                .context("no home directory")?;
+            euca2ools::from_ini(&path, opts.region.as_deref())
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .ok_or_else(|| {
+                    Hinted::new(
+                        format!("{} holds no region or user", path.display()),
+                        "check the file, or give --endpoint and --access-key",
+                    )
+                })?
+        }
+        (None, Some(path)) => euca2ools::from_eucarc(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        (None, None) => euca2ools::Imported::default(),
+    };
+    let (url_region, endpoint) = match opts.endpoint.clone().or(imported.endpoint) {
+        Some(e) => split_region_url(&e),
+        None => bail!(Hinted::new(
+            "no endpoint given",
+            "give --endpoint http://HOST:8773/services/compute/"
+        )),
+    };
+    let region = opts
+        .region
+        .clone()
+        .or(url_region)
+        .or(imported.region)
+        .unwrap_or_else(|| DEFAULT_REGION.into());
+    let access_key_id = opts
+        .access_key
+        .clone()
+        .or(imported.access_key_id)
+        .ok_or_else(|| Hinted::new("no access key given", "give --access-key AKI…"))?;
+    let secret = opts
+        .secret_key
+        .clone()
+        .or(imported.secret_access_key)
+        .ok_or_else(|| {
+            Hinted::new(
+                "no secret key given",
+                "pipe it to --secret-key-stdin, or run in a terminal to be asked",
+            )
+        })?;
+    let target = CloudTarget {
+        endpoint: endpoint.clone(),
+        region: region.clone(),
+        keys: AccessKeys {
+            access_key_id: access_key_id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: None,
+        },
+        profile: opts.profile.clone(),
+        ca_bundle: opts.ca_bundle.clone(),
+        keys_source: "login".into(),
+    };
+    let ec2 = Ec2::connect(&target)?;
+    let zones = ec2.check_access().await.with_context(|| {
+        format!("the cloud at {endpoint} refused these keys; nothing was stored")
+    })?;
+    let profile_name = opts.profile.clone();
+    let docker_config = docker_config.to_path_buf();
+    let ca_bundle = opts
+        .ca_bundle
+        .clone()
+        .map(|p| std::path::absolute(&p).unwrap_or(p));
+    let backend = tokio::task::spawn_blocking(move || -> anyhow::Result<Backend> {
+        let keyring = Keyring::open()?;
+        keyring.set(&profile_name, &secret)?;
+        let previous = Profiles::new(&docker_config).get(&profile_name)?;
+        Profiles::new(&docker_config).set(
+            &profile_name,
+            Some(Profile {
+                endpoint,
+                region,
+                access_key_id,
+                ca_bundle,
+                default_image: previous.and_then(|p| p.default_image),
+            }),
+        )?;
+        Ok(keyring.backend)
+    })
+    .await??;
+    Ok(LoginOutcome {
+        profile: opts.profile,
+        endpoint: target.endpoint,
+        region: target.region,
+        backend,
+        zones,
+    })
+}
+
+/// Removes the profile's secret and settings; fails if there was neither.
+pub async fn logout(docker_config: &Path, profile: &str) -> anyhow::Result<()> {
+    let docker_config = docker_config.to_path_buf();
+    let profile = profile.to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let had_secret = Keyring::open()?.delete(&profile)?;
+        let had_profile = Profiles::new(&docker_config).set(&profile, None)?;
+        if !had_secret && !had_profile {
+            bail!(Hinted::new(
+                format!("profile {profile:?} does not exist"),
+                "`docker euca profiles` lists them"
+            ));
+        }
+        Ok(())
+    })
+    .await?
+}
