@@ -130,6 +130,11 @@ impl Ec2 {
         })
     }
 
+    /// The underlying SDK client, for calls this layer does not wrap (tests, diagnostics).
+    pub fn sdk(&self) -> &Client {
+        &self.client
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

@@ -3,7 +3,10 @@
 //! dockerd, openssl, and (from the testbed issues on) the local Eucalyptus testbed.
 
 mod contexts;
+mod create_rm;
+mod credentials;
 mod mtls;
 mod plugin_protocol;
 mod store_concurrency;
 mod support;
+mod testbed_itself;

@@ -20,36 +20,64 @@ fn metadata_is_served_without_any_config() {
 fn docker_help_lists_the_plugin_as_a_management_command() {
     let home = DockerHome::new();
     let help = ok(home.docker().arg("--help"));
-    let management = help.split("Management Commands:").nth(1).expect("a Management Commands section");
+    let management = help
+        .split("Management Commands:")
+        .nth(1)
+        .expect("a Management Commands section");
     let section = management.split("\n\n").next().unwrap();
-    let line = section.lines().find(|l| l.trim_start().starts_with("euca*")).unwrap_or_else(|| panic!("{help}"));
-    assert!(line.contains("Docker hosts on a Eucalyptus cloud"), "{line}");
+    let line = section
+        .lines()
+        .find(|l| l.trim_start().starts_with("euca*"))
+        .unwrap_or_else(|| panic!("{help}"));
+    assert!(
+        line.contains("Docker hosts on a Eucalyptus cloud"),
+        "{line}"
+    );
 }
 
 #[test]
 fn docker_info_shows_the_plugin_and_no_invalid_plugins() {
     let home = DockerHome::new();
     // No daemon is needed for the client section; the exit code reflects the missing server.
-    let out = run(home.docker().args(["info", "--format", "{{json .ClientInfo}}"]));
+    let out = run(home
+        .docker()
+        .args(["info", "--format", "{{json .ClientInfo}}"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let info: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{}", text(&out)));
+    let info: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{}", text(&out)));
     let plugins = info["Plugins"].as_array().expect("plugins list");
-    let euca = plugins.iter().find(|p| p["Name"] == "euca").unwrap_or_else(|| panic!("{info}"));
+    let euca = plugins
+        .iter()
+        .find(|p| p["Name"] == "euca")
+        .unwrap_or_else(|| panic!("{info}"));
     assert_eq!(euca["Version"], env!("CARGO_PKG_VERSION"));
     assert!(euca.get("Err").is_none_or(|e| e.is_null()), "{euca}");
-    assert!(info["Warnings"].as_array().is_none_or(|w| w.is_empty()), "{info}");
+    assert!(
+        info["Warnings"].as_array().is_none_or(|w| w.is_empty()),
+        "{info}"
+    );
     let plain = run(home.docker().arg("info"));
-    assert!(!text(&plain).contains("Invalid Plugins"), "{}", text(&plain));
+    assert!(
+        !text(&plain).contains("Invalid Plugins"),
+        "{}",
+        text(&plain)
+    );
 }
 
 #[test]
 fn version_through_docker_with_and_without_debug() {
     let home = DockerHome::new();
     let out = ok(home.docker().args(["euca", "version"]));
-    assert_eq!(out.trim(), format!("docker-euca version {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.trim(),
+        format!("docker-euca version {}", env!("CARGO_PKG_VERSION"))
+    );
     let debug = ok(home.docker().args(["-D", "euca", "version"]));
     assert!(debug.contains("git commit:"), "{debug}");
-    assert!(debug.contains(&home.path().display().to_string()), "{debug}");
+    assert!(
+        debug.contains(&home.path().display().to_string()),
+        "{debug}"
+    );
 }
 
 #[test]
@@ -57,8 +85,15 @@ fn global_config_flag_before_euca_is_honoured() {
     let home = DockerHome::new();
     let other = DockerHome::new();
     // docker finds the plugin in --config's cli-plugins and passes the flag on; the plugin must use it.
-    let out = ok(home.docker().args(["--config"]).arg(other.path()).args(["-D", "euca", "version"]));
-    assert!(out.contains(&format!("docker config: {}", other.path().display())), "{out}");
+    let out = ok(home
+        .docker()
+        .args(["--config"])
+        .arg(other.path())
+        .args(["-D", "euca", "version"]));
+    assert!(
+        out.contains(&format!("docker config: {}", other.path().display())),
+        "{out}"
+    );
 }
 
 #[test]

@@ -15,12 +15,16 @@ const UPDATES: usize = 10;
 /// Runs as a child process when `WORKER_ENV` is set: appends its labels one update at a time.
 #[test]
 fn store_worker() {
-    let Ok(spec) = std::env::var(WORKER_ENV) else { return };
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return;
+    };
     let (dir, id) = spec.split_once('|').unwrap();
     let store = Store::new(std::path::Path::new(dir));
     let name = MachineName::new("shared").unwrap();
     for n in 0..UPDATES {
-        store.update(&name, |r| r.engine.labels.push(format!("{id}-{n}"))).unwrap();
+        store
+            .update(&name, |r| r.engine.labels.push(format!("{id}-{n}")))
+            .unwrap();
     }
 }
 
@@ -28,12 +32,18 @@ fn store_worker() {
 fn twenty_processes_lose_no_update() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path());
-    store.create(&MachineRecord::new(MachineName::new("shared").unwrap())).unwrap();
+    store
+        .create(&MachineRecord::new(MachineName::new("shared").unwrap()))
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|id| {
             Command::new(&exe)
-                .args(["--exact", "store_concurrency::store_worker", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "store_concurrency::store_worker",
+                    "--test-threads=1",
+                ])
                 .env(WORKER_ENV, format!("{}|{id}", dir.path().display()))
                 .stdout(std::process::Stdio::null())
                 .spawn()

@@ -16,7 +16,10 @@ pub struct DockerHome {
 
 impl DockerHome {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("euca-it-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("euca-it-")
+            .tempdir()
+            .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("cli-plugins")).unwrap();
         symlink(PLUGIN, dir.path().join("cli-plugins/docker-euca")).unwrap();
         DockerHome { dir }
@@ -29,7 +32,9 @@ impl DockerHome {
     /// The real docker CLI, reading this config directory.
     pub fn docker(&self) -> Command {
         let mut cmd = Command::new("docker");
-        cmd.env("DOCKER_CONFIG", self.path()).env_remove("DOCKER_HOST").env_remove("DOCKER_CONTEXT");
+        cmd.env("DOCKER_CONFIG", self.path())
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT");
         cmd
     }
 
@@ -43,13 +48,19 @@ impl DockerHome {
 
 /// Runs `cmd`, returning its output; panics with both streams if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs `cmd` and insists on success; returns stdout.
 pub fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", out.status, text(&out));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -64,5 +75,11 @@ pub fn text(out: &Output) -> String {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
+
+pub mod testbed;

@@ -1,0 +1,273 @@
+//! login/logout/profiles against the testbed's real Secret Service and the kernel keyring; a
+//! wrong secret stores nothing; no secret ever lands in a file or on a command line.
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
+
+use crate::support::{
+    DockerHome, ok, run,
+    testbed::{User, env, unique},
+    text,
+};
+
+/// `docker euca login` with the secret on stdin; `keyring` picks the backend.
+fn login(
+    home: &DockerHome,
+    user: &User,
+    profile: &str,
+    secret: &str,
+    keyring: &str,
+) -> std::process::Output {
+    let mut cmd = home.docker();
+    cmd.args([
+        "euca",
+        "login",
+        "--profile",
+        profile,
+        "--endpoint",
+        &env()["EC2_URL"],
+        "--access-key",
+        &user.access_key,
+        "--secret-key-stdin",
+    ]);
+    backend(&mut cmd, keyring);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{secret}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn backend(cmd: &mut Command, keyring: &str) {
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("EC2_URL");
+    match keyring {
+        "secret-service" => {
+            cmd.env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                &env()["DBUS_SESSION_BUS_ADDRESS"],
+            )
+            .env("DOCKER_EUCA_KEYRING", "secret-service");
+        }
+        _ => {
+            cmd.env_remove("DBUS_SESSION_BUS_ADDRESS")
+                .env("DOCKER_EUCA_KEYRING", "keyutils");
+        }
+    }
+}
+
+/// Every byte of every file under `dir`.
+fn files_contain(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_symlink() {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                .unwrap_or(false)
+            {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+fn round_trip(keyring: &str) {
+    let home = DockerHome::new();
+    let user = User::new();
+    let profile = unique("p");
+    let out = login(&home, &user, &profile, &user.secret_key, keyring);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Login succeeded"), "{said}");
+    if keyring == "keyutils" {
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("does not survive a reboot"),
+            "{}",
+            text(&out)
+        );
+    } else {
+        assert!(said.contains("Secret Service"), "{said}");
+    }
+    assert!(
+        user.stats().get("DescribeAvailabilityZones").is_some(),
+        "login must check the keys with a real call"
+    );
+
+    let mut list = home.docker();
+    list.args(["euca", "profiles"]);
+    backend(&mut list, keyring);
+    let listed = ok(&mut list);
+    assert!(
+        listed.contains(&profile) && listed.contains(&user.access_key),
+        "{listed}"
+    );
+    assert!(!listed.contains(&user.secret_key));
+
+    // The secret is in the keyring and nowhere under DOCKER_CONFIG.
+    assert!(files_contain(home.path(), &user.secret_key).is_empty());
+    let profiles = std::fs::read_to_string(home.path().join("euca/profiles.json")).unwrap();
+    assert!(profiles.contains(&user.access_key));
+    assert_eq!(
+        docker_euca::fsutil::mode_of(&home.path().join("euca/profiles.json")),
+        Some(0o600)
+    );
+
+    let mut logout = home.docker();
+    logout.args(["euca", "logout", "--profile", &profile]);
+    backend(&mut logout, keyring);
+    ok(&mut logout);
+    let mut again = home.docker();
+    again.args(["euca", "logout", "--profile", &profile]);
+    backend(&mut again, keyring);
+    let out = run(&mut again);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn login_logout_profiles_with_the_secret_service() {
+    round_trip("secret-service");
+}
+
+#[test]
+fn login_logout_profiles_with_the_kernel_keyring() {
+    round_trip("keyutils");
+}
+
+#[test]
+fn a_wrong_secret_is_refused_and_nothing_is_stored() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let out = login(&home, &user, "default", "not-the-secret", "secret-service");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused these keys; nothing was stored"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(!home.path().join("euca/profiles.json").exists());
+}
+
+#[test]
+fn secret_key_flag_warns_and_never_shows_in_ps_when_read_from_stdin() {
+    let home = DockerHome::new();
+    let user = User::new();
+    // While a login reading stdin waits, its command line holds no secret.
+    let mut cmd = home.docker();
+    cmd.args([
+        "euca",
+        "login",
+        "--profile",
+        "ps",
+        "--endpoint",
+        &env()["EC2_URL"],
+        "--access-key",
+        &user.access_key,
+        "--secret-key-stdin",
+    ]);
+    backend(&mut cmd, "secret-service");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ps = ok(Command::new("ps").args(["-eo", "args"]));
+    assert!(!ps.contains(&user.secret_key));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(user.secret_key.as_bytes())
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let mut flag = home.docker();
+    flag.args([
+        "euca",
+        "login",
+        "--profile",
+        "flag",
+        "--endpoint",
+        &env()["EC2_URL"],
+        "--access-key",
+        &user.access_key,
+        "--secret-key",
+        &user.secret_key,
+    ]);
+    backend(&mut flag, "secret-service");
+    let out = run(&mut flag);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("insecure"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn euca2ools_ini_and_eucarc_import() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let ini = tmp.path().join("euca.ini");
+    std::fs::write(&ini, format!(
+        "[global]\ndefault-region = eucalyptus\n[region eucalyptus]\nec2-url = {}\nuser = me\n[user me]\nkey-id = {}\nsecret-key = {}\n",
+        env()["EC2_URL"], user.access_key, user.secret_key
+    )).unwrap();
+    let mut cmd = home.docker();
+    cmd.args(["euca", "login", "--profile", "ini", "--from-euca2ools"])
+        .arg(&ini);
+    backend(&mut cmd, "secret-service");
+    let out = ok(&mut cmd);
+    assert!(out.contains("Login succeeded"), "{out}");
+
+    let rc = tmp.path().join("eucarc");
+    std::fs::write(&rc, format!(
+        "EUCA_KEY_DIR=$(cd $(dirname ${{BASH_SOURCE:-$0}}); pwd -P)\nexport EC2_URL={}\nexport EC2_ACCESS_KEY='{}'\nexport EC2_SECRET_KEY='{}'\n",
+        env()["EC2_URL"], user.access_key, user.secret_key
+    )).unwrap();
+    let mut cmd = home.docker();
+    cmd.args(["euca", "login", "--profile", "rc", "--from-eucarc"])
+        .arg(&rc);
+    backend(&mut cmd, "secret-service");
+    ok(&mut cmd);
+    let profiles: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("euca/profiles.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        profiles["profiles"]["ini"]["access_key_id"],
+        user.access_key.as_str()
+    );
+    assert_eq!(
+        profiles["profiles"]["rc"]["endpoint"],
+        env()["EC2_URL"].as_str()
+    );
+    assert!(files_contain(home.path(), &user.secret_key).is_empty());
+}
