@@ -56,6 +56,12 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<CloudError>() {
             return e.hint();
         }
+        if let Some(e) = cause.downcast_ref::<crate::provision::ProvisionError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::ssh::SshError>() {
+            return e.hint();
+        }
         if let Some(e) = cause.downcast_ref::<CredentialsError>() {
             return e.hint();
         }

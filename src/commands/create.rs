@@ -10,7 +10,9 @@ use crate::{
     ops::{
         self, CreateOptions,
         create::{DEFAULT_INSTANCE_TYPE, Timeouts, parse_cidr, parse_port},
+        provision::ProvisionPlan,
     },
+    provision::{EngineInstall, EngineOptions},
 };
 
 #[derive(Debug, Args)]
@@ -73,11 +75,68 @@ pub struct CreateArgs {
     /// Maximum wait for each stage, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     stage_timeout: u64,
+    /// Docker context name (default: the machine name)
+    #[arg(long, value_name = "NAME")]
+    context_name: Option<MachineName>,
+    /// Make the new context the current one
+    #[arg(long = "use")]
+    use_context: bool,
+    /// How to get the engine: package (default), skip (use the image's)
+    #[arg(long, value_name = "package|skip", default_value = "package", value_parser = ["package", "skip"])]
+    engine_install: String,
+    /// Run this install script for the engine instead of the package
+    #[arg(long, value_name = "URL", conflicts_with = "engine_install")]
+    engine_install_url: Option<String>,
+    /// Extra dockerd flag, KEY[=VALUE] (repeatable)
+    #[arg(long = "engine-opt", value_name = "KEY[=VALUE]")]
+    engine_opts: Vec<String>,
+    /// Engine label KEY=VALUE (repeatable)
+    #[arg(long = "engine-label", value_name = "KEY=VALUE")]
+    engine_labels: Vec<String>,
+    /// Engine storage driver
+    #[arg(long, value_name = "DRIVER")]
+    engine_storage_driver: Option<String>,
+    /// Registry mirror (repeatable)
+    #[arg(long = "engine-registry-mirror", value_name = "URL")]
+    engine_registry_mirrors: Vec<String>,
+    /// Insecure registry (repeatable)
+    #[arg(long = "engine-insecure-registry", value_name = "HOST[:PORT]")]
+    engine_insecure_registries: Vec<String>,
+    /// Environment variable for the daemon, KEY=VALUE (repeatable)
+    #[arg(long = "engine-env", value_name = "KEY=VALUE")]
+    engine_env: Vec<String>,
+    /// Extra name or address for the daemon's certificate (repeatable)
+    #[arg(long = "tls-san", value_name = "NAME|IP")]
+    tls_sans: Vec<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let stage = Duration::from_secs(args.stage_timeout);
+    for san in &args.tls_sans {
+        crate::tls::San::parse(san)?;
+    }
+    let install = match args.engine_install_url {
+        Some(url) => EngineInstall::Url(url),
+        None if args.engine_install == "skip" => EngineInstall::Skip,
+        None => EngineInstall::Package,
+    };
+    let provision = ProvisionPlan {
+        engine: EngineOptions {
+            opts: args.engine_opts,
+            labels: args.engine_labels,
+            storage_driver: args.engine_storage_driver,
+            registry_mirrors: args.engine_registry_mirrors,
+            insecure_registries: args.engine_insecure_registries,
+            env: args.engine_env,
+        },
+        install,
+        tls_sans: args.tls_sans,
+        context_name: args.context_name.as_ref().unwrap_or(&args.name).to_string(),
+        use_context: args.use_context,
+        stage_timeout: stage,
+    };
     let opts = CreateOptions {
+        provision,
         name: args.name,
         cloud: args.cloud.into(),
         image: args.image,
@@ -104,12 +163,24 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         },
     };
     let outcome = ops::create(&ctx.docker_config, opts, ctx.cancel.clone()).await?;
+    let context = outcome
+        .record
+        .engine
+        .context_name
+        .clone()
+        .unwrap_or_else(|| outcome.record.name.to_string());
+    tracing::debug!(
+        "ssh connections opened: {}; from SSH to verified: {:.1}s; total {:.1}s",
+        crate::ssh::connections_opened(),
+        outcome.verified.provision_time.as_secs_f64(),
+        outcome.total.as_secs_f64()
+    );
     println!(
-        "{} is up: instance {} at {}, SSH answering on port {}",
+        "{} is ready: Docker {} (API {}) at {} — docker context use {context}",
         outcome.record.name,
-        outcome.record.cloud.instance_id.as_deref().unwrap_or("?"),
-        outcome.address,
-        outcome.record.ssh.port.unwrap_or(22)
+        outcome.verified.version.version,
+        outcome.verified.version.api_version,
+        outcome.verified.url
     );
     Ok(())
 }

@@ -98,12 +98,15 @@ pub struct CreateOptions {
     pub keep_on_failure: bool,
     pub quiet: bool,
     pub timeouts: Timeouts,
+    pub provision: super::provision::ProvisionPlan,
 }
 
 #[derive(Debug)]
 pub struct CreateOutcome {
     pub record: MachineRecord,
     pub address: IpAddr,
+    pub verified: super::provision::Verified,
+    pub total: Duration,
 }
 
 /// Runs the create; on failure or cancellation removes what it made (unless
@@ -126,6 +129,15 @@ pub async fn create(
         ),
         None => None,
     };
+    if crate::context::ContextStore::new(docker_config).exists(&opts.provision.context_name) {
+        bail!(Hinted::new(
+            format!(
+                "a docker context named {:?} already exists",
+                opts.provision.context_name
+            ),
+            "pick another machine name, or name the context with --context-name",
+        ));
+    }
     let target = super::cloud_target::resolve(docker_config, &opts.cloud, None).await?;
     let image = match opts.image.clone() {
         Some(i) => i,
@@ -157,6 +169,7 @@ pub async fn create(
 
     let mut progress = Progress::new(opts.quiet);
     let steps = run_steps(
+        docker_config,
         &ec2,
         &store,
         &dir,
@@ -170,10 +183,15 @@ pub async fn create(
         _ = cancel.cancelled() => Err(anyhow::Error::new(Cancelled)),
     };
     match outcome {
-        Ok(address) => {
+        Ok((address, verified)) => {
             progress.finish_stage();
             let record = store.load(&opts.name)?;
-            Ok(CreateOutcome { record, address })
+            Ok(CreateOutcome {
+                record,
+                address,
+                verified,
+                total: progress.total(),
+            })
         }
         Err(err) => {
             progress.fail_stage();
@@ -203,7 +221,9 @@ pub async fn create(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_steps(
+    docker_config: &Path,
     ec2: &Ec2,
     store: &Store,
     dir: &Path,
@@ -211,7 +231,7 @@ async fn run_steps(
     image: &str,
     user_data: Option<&str>,
     progress: &mut Progress,
-) -> anyhow::Result<IpAddr> {
+) -> anyhow::Result<(IpAddr, super::provision::Verified)> {
     let name = &opts.name;
     // Keys: the client key is authorised through cloud-init, the host key pinned through it.
     progress.stage("generating SSH keys");
@@ -303,7 +323,11 @@ async fn run_steps(
                 host_key.private_openssh().expose().clone(),
                 host_key.public_openssh(),
             )),
-            packages: vec![],
+            packages: match opts.provision.install {
+                crate::provision::EngineInstall::Package => vec!["docker.io".into()],
+                _ => vec![],
+            },
+            disable_root: (opts.ssh_user == "root").then_some(false),
         },
         user_data,
     );
@@ -366,7 +390,17 @@ async fn run_steps(
         opts.timeouts.ssh_port,
     )
     .await?;
-    Ok(address)
+    progress.finish_stage();
+    let verified = super::provision::provision_machine(
+        docker_config,
+        store,
+        name,
+        address,
+        &opts.provision,
+        progress,
+    )
+    .await?;
+    Ok((address, verified))
 }
 
 /// Waits until a TCP connection to `addr` succeeds, keeping the last error for the message.

@@ -4,6 +4,7 @@
 pub mod cloud_target;
 pub mod create;
 pub mod login;
+pub mod provision;
 pub mod rm;
 
 pub use create::{CreateOptions, create};

@@ -17,6 +17,8 @@ pub struct OurConfig {
     pub host_key: Option<(String, String)>,
     /// Packages cloud-init should install while the instance boots.
     pub packages: Vec<String>,
+    /// `Some(false)` lets root log in (for `--ssh-user root`); images default to refusing it.
+    pub disable_root: Option<bool>,
 }
 
 /// Our cloud-config as JSON (valid YAML, which cloud-config is).
@@ -31,11 +33,15 @@ fn our_cloud_config(cfg: &OurConfig) -> String {
     if let Some((private, public)) = &cfg.host_key {
         doc.insert(
             "ssh_keys".into(),
-            serde_json::json!({ "ed25519_private": private, "ed25519_public": public }),
+            // cloud-init prints the key block wrong without the trailing newline.
+            serde_json::json!({ "ed25519_private": private, "ed25519_public": format!("{}\n", public.trim_end()) }),
         );
         // Only our host key: cloud-init would otherwise generate others next to it.
         doc.insert("ssh_deletekeys".into(), true.into());
         doc.insert("ssh_genkeytypes".into(), serde_json::Value::Array(vec![]));
+    }
+    if let Some(disable_root) = cfg.disable_root {
+        doc.insert("disable_root".into(), disable_root.into());
     }
     if !cfg.packages.is_empty() {
         doc.insert("packages".into(), cfg.packages.clone().into());
@@ -116,6 +122,7 @@ mod tests {
                 "ssh-ed25519 AAAAH host".into(),
             )),
             packages: vec![],
+            disable_root: None,
         }
     }
 

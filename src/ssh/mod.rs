@@ -1,4 +1,9 @@
-//! SSH: key material, and (from the provisioning layer on) one session per host with a pinned
-//! host key.
+//! SSH with russh: one session per host, the server's host key pinned (never "trust whatever
+//! answers"), commands with exit status and separate stdout/stderr, file upload with modes.
 
 pub mod keys;
+mod session;
+
+pub use session::shell_quote;
+
+pub use session::{ExecOutput, Session, SshError, SshTarget, connections_opened};

@@ -1,0 +1,298 @@
+//! Provisioning a machine whose instance answers SSH: one SSH session for all of it, then the
+//! docker context, then verification over mutual TLS. Shared by `create` and `provision`.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+
+use crate::{
+    context::{ConfigFile, ContextMeta, ContextStore, TlsFiles},
+    engine,
+    fsutil::{self, PRIVATE_FILE},
+    names::MachineName,
+    progress::Progress,
+    provision::{self, EngineInstall, EngineOptions, daemon},
+    ssh::{Session, SshTarget},
+    store::{MachineRecord, MachineState, Store},
+    tls::{CertificateAuthority, DEFAULT_VALIDITY_DAYS, San},
+};
+
+/// What to provision.
+#[derive(Debug, Clone)]
+pub struct ProvisionPlan {
+    pub engine: EngineOptions,
+    pub install: EngineInstall,
+    pub tls_sans: Vec<String>,
+    pub context_name: String,
+    pub use_context: bool,
+    pub stage_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Verified {
+    pub url: String,
+    pub version: engine::EngineVersion,
+    /// From "SSH connected" to "verified".
+    pub provision_time: Duration,
+}
+
+/// The machine's certificate directory (CA key, client key: 0600).
+pub fn certs_dir(store: &Store, name: &MachineName) -> std::path::PathBuf {
+    store.machine_dir(name).join("certs")
+}
+
+/// The address a machine is reached at, from its record.
+pub fn machine_address(record: &MachineRecord) -> Option<IpAddr> {
+    let pick = if record.cloud.use_private_address {
+        &record.cloud.private_ip
+    } else {
+        &record.cloud.public_ip
+    };
+    pick.as_deref().and_then(|a| a.parse().ok())
+}
+
+pub fn ssh_target(record: &MachineRecord, address: IpAddr) -> anyhow::Result<SshTarget> {
+    Ok(SshTarget {
+        addr: SocketAddr::new(address, record.ssh.port.unwrap_or(22)),
+        user: record.ssh.user.clone().unwrap_or_else(|| "ubuntu".into()),
+        key_path: record
+            .ssh
+            .key_path
+            .clone()
+            .context("the machine record names no SSH key")?
+            .into(),
+        host_key: record
+            .ssh
+            .host_key
+            .clone()
+            .context("the machine record has no pinned host key")?,
+    })
+}
+
+/// Loads the machine's CA, or makes one (first provisioning or `--client-certs`).
+fn load_or_create_ca(
+    dir: &Path,
+    name: &MachineName,
+    fresh: bool,
+) -> anyhow::Result<CertificateAuthority> {
+    let (cert, key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    if !fresh && cert.exists() && key.exists() {
+        return Ok(CertificateAuthority::from_pem(
+            &std::fs::read_to_string(&cert)?,
+            &std::fs::read_to_string(&key)?,
+        )?);
+    }
+    fsutil::create_private_dir(dir)?;
+    let ca = CertificateAuthority::generate(
+        &format!("docker-euca CA for {name}"),
+        DEFAULT_VALIDITY_DAYS,
+    )?;
+    fsutil::write_atomic(&key, ca.key_pem().expose().as_bytes(), PRIVATE_FILE)?;
+    fsutil::write_atomic(&cert, ca.cert_pem().as_bytes(), PRIVATE_FILE)?;
+    // A new CA invalidates the old client certificate.
+    let _ = std::fs::remove_file(dir.join("cert.pem"));
+    let _ = std::fs::remove_file(dir.join("key.pem"));
+    Ok(ca)
+}
+
+/// The client certificate for the context: reused unless missing.
+fn client_tls(
+    dir: &Path,
+    ca: &CertificateAuthority,
+    name: &MachineName,
+) -> anyhow::Result<TlsFiles> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if !(cert.exists() && key.exists()) {
+        let pair = ca.issue_client(
+            &format!("docker-euca client for {name}"),
+            DEFAULT_VALIDITY_DAYS,
+        )?;
+        fsutil::write_atomic(&key, pair.key_pem.expose().as_bytes(), PRIVATE_FILE)?;
+        fsutil::write_atomic(&cert, pair.cert_pem.as_bytes(), PRIVATE_FILE)?;
+    }
+    Ok(TlsFiles {
+        ca_pem: ca.cert_pem().as_bytes().to_vec(),
+        cert_pem: std::fs::read(&cert)?,
+        key_pem: std::fs::read(&key)?.into(),
+    })
+}
+
+/// Server SANs: the address used, the private one, the hostname, and the user's `--tls-san`s.
+fn server_sans(
+    record: &MachineRecord,
+    address: IpAddr,
+    hostname: &str,
+    extra: &[String],
+) -> anyhow::Result<Vec<San>> {
+    let mut values: Vec<String> = vec![address.to_string()];
+    values.extend(record.cloud.private_ip.clone());
+    values.extend(record.cloud.public_ip.clone());
+    if !hostname.is_empty() {
+        values.push(hostname.to_string());
+    }
+    values.push("localhost".into());
+    values.push("127.0.0.1".into());
+    values.extend(extra.iter().cloned());
+    let mut sans = Vec::new();
+    for v in values {
+        let san = San::parse(&v)?;
+        if !sans.contains(&san) {
+            sans.push(san);
+        }
+    }
+    Ok(sans)
+}
+
+/// Issues and uploads the server certificate (the CA too), over an open session.
+pub async fn install_server_cert(
+    session: &Session,
+    store: &Store,
+    record: &MachineRecord,
+    address: IpAddr,
+    tls_sans: &[String],
+    fresh_ca: bool,
+) -> anyhow::Result<TlsFiles> {
+    let dir = certs_dir(store, &record.name);
+    let ca = load_or_create_ca(&dir, &record.name, fresh_ca)?;
+    let client = client_tls(&dir, &ca, &record.name)?;
+    let hostname = session
+        .run("hostname -f 2>/dev/null || hostname")
+        .await
+        .unwrap_or_default();
+    let server = ca.issue_server(
+        &server_sans(record, address, hostname.trim(), tls_sans)?,
+        DEFAULT_VALIDITY_DAYS,
+    )?;
+    session
+        .upload(daemon::CA_PATH, ca.cert_pem().as_bytes(), 0o644)
+        .await?;
+    session
+        .upload(daemon::CERT_PATH, server.cert_pem.as_bytes(), 0o644)
+        .await?;
+    session
+        .upload(daemon::KEY_PATH, server.key_pem.expose().as_bytes(), 0o600)
+        .await?;
+    fsutil::write_atomic(
+        &dir.join("server.pem"),
+        server.cert_pem.as_bytes(),
+        PRIVATE_FILE,
+    )?;
+    Ok(client)
+}
+
+/// Writes (or rewrites) the machine's docker context.
+pub fn write_context(
+    docker_config: &Path,
+    record: &MachineRecord,
+    context_name: &str,
+    url: &str,
+    tls: &TlsFiles,
+    use_it: bool,
+) -> anyhow::Result<()> {
+    let description = format!(
+        "docker-euca: {} on {}",
+        record.cloud.instance_id.as_deref().unwrap_or("?"),
+        record.cloud.endpoint.as_deref().unwrap_or("?")
+    );
+    ContextStore::new(docker_config).write(
+        &ContextMeta::new(context_name, &description, url),
+        Some(tls),
+    )?;
+    if use_it {
+        ConfigFile::new(docker_config).set_current_context(context_name)?;
+    }
+    Ok(())
+}
+
+/// Calls `/version` through the context's TLS files, retrying briefly while the daemon settles.
+pub async fn verify(
+    docker_config: &Path,
+    context_name: &str,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<engine::EngineVersion> {
+    let tls_dir = ContextStore::new(docker_config).tls_dir(context_name);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match engine::version(url, &tls_dir, Duration::from_secs(10)).await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!("verify: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The whole provisioning of a machine that answers SSH at `address`.
+pub async fn provision_machine(
+    docker_config: &Path,
+    store: &Store,
+    name: &MachineName,
+    address: IpAddr,
+    plan: &ProvisionPlan,
+    progress: &mut Progress,
+) -> anyhow::Result<Verified> {
+    let record = store.load(name)?;
+    progress.stage(format!(
+        "connecting over SSH to {address} (host key pinned)"
+    ));
+    let started = Instant::now();
+    let session = Session::connect(&ssh_target(&record, address)?, plan.stage_timeout).await?;
+    let result = async {
+        progress.stage("waiting for cloud-init");
+        let ci = provision::wait_cloud_init(&session, plan.stage_timeout).await?;
+        tracing::debug!("cloud-init: {ci}");
+        progress.stage("detecting the OS");
+        let facts = provision::detect::detect(&session).await?;
+        progress.note(format!(
+            "  {} with {:?} init",
+            facts.pretty_name, facts.init
+        ));
+        progress.stage("checking the docker engine");
+        let version = provision::ensure_engine(&session, &facts, &plan.install).await?;
+        progress.note(format!("  {version}"));
+        progress.stage("installing TLS certificates");
+        let client =
+            install_server_cert(&session, store, &record, address, &plan.tls_sans, false).await?;
+        progress.stage("configuring and restarting the docker daemon");
+        daemon::apply(&session, &facts, &plan.engine, plan.stage_timeout).await?;
+        anyhow::Ok(client)
+    }
+    .await;
+    session.close().await;
+    let client = result?;
+    let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
+    progress.stage(format!("writing docker context {}", plan.context_name));
+    write_context(
+        docker_config,
+        &record,
+        &plan.context_name,
+        &url,
+        &client,
+        plan.use_context,
+    )?;
+    store.update(name, |r| {
+        r.engine.context_name = Some(plan.context_name.clone());
+        r.engine.url = Some(url.clone());
+        r.engine.tls_sans = plan.tls_sans.clone();
+        r.engine.labels = plan.engine.labels.clone();
+    })?;
+    progress.stage(format!("verifying {url} over mutual TLS"));
+    let version = verify(docker_config, &plan.context_name, &url, plan.stage_timeout).await?;
+    progress.finish_stage();
+    store.update(name, |r| {
+        r.state = MachineState::Ready;
+        r.engine.version = Some(version.version.clone());
+    })?;
+    Ok(Verified {
+        url,
+        version,
+        provision_time: started.elapsed(),
+    })
+}
