@@ -128,6 +128,7 @@ fn init_logging(globals: &GlobalFlags, debug: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(debug)
         .without_time()
         .try_init();

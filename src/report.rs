@@ -83,9 +83,10 @@ pub fn failure(err: &anyhow::Error, debug: bool) -> ExitCode {
         eprintln!("hint: {hint}");
     }
     if debug {
-        eprintln!("\ndetail: {err:?}");
-    } else {
-        tracing::debug!("{err:?}");
+        eprintln!("\ndetail: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
     }
     ExitCode::FAILURE
 }

@@ -250,12 +250,14 @@ pub async fn provision_machine(
         tracing::debug!("cloud-init: {ci}");
         progress.stage("detecting the OS");
         let facts = provision::detect::detect(&session).await?;
+        progress.finish_stage();
         progress.note(format!(
             "  {} with {:?} init",
             facts.pretty_name, facts.init
         ));
         progress.stage("checking the docker engine");
         let version = provision::ensure_engine(&session, &facts, &plan.install).await?;
+        progress.finish_stage();
         progress.note(format!("  {version}"));
         progress.stage("installing TLS certificates");
         let client =
