@@ -8,10 +8,22 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export EUCA_TESTBED_ROOT=${EUCA_TESTBED_ROOT:-/var/lib/docker-euca-testbed-vmtest}
 export TESTBED_DIR=$here
+# cleanup_all() kills every VM on the machine: do not run while a testbed is up, and hold the lock
+# `testbed up/down` take (their cleanup_all would kill our VMs) for the whole test.
+mkdir -p /run/lock
+exec 9>>/run/lock/docker-euca-testbed.lock
+for i in $(seq 240); do
+    flock 9
+    pgrep -f 'euca_testbed serve' >/dev/null || break
+    flock -u 9
+    [ "$i" = 1 ] && echo "tests_vm.sh: a testbed is up (euca_testbed serve); waiting for it to go down..." >&2
+    [ "$i" = 240 ] && { echo "tests_vm.sh: testbed still up after 20 min" >&2; exit 2; }
+    sleep 5
+done
 work=$(mktemp -d /var/tmp/tests_vm.XXXXXX)
 export WORK=$work
 trap 'rm -rf "$work"' EXIT
-exec "${PYTHON:-python3}" - "$@" <<'PYEOF'
+"${PYTHON:-python3}" - "$@" <<'PYEOF'
 import gzip, json, os, subprocess, sys, threading, time
 sys.path.insert(0, os.environ["TESTBED_DIR"])
 from euca_testbed import vm
@@ -67,7 +79,11 @@ def vm_namespace_pids(info):
             for n in ("mnt", "pid", "net"):
                 try:
                     if os.readlink("/proc/%s/ns/%s" % (p, n)) in targets:
-                        out.append(int(p))
+                        try:
+                            cmd = open("/proc/%s/cmdline" % p, "rb").read().replace(b"\0", b" ").decode()[:100]
+                        except OSError:
+                            cmd = "?"
+                        out.append((int(p), n, cmd))
                         break
                 except OSError:
                     pass
@@ -172,8 +188,10 @@ check(r.stdout.split("\n")[0].split() == ["S01ssh"] and "rc=3" in r.stdout,
       "image: only ssh enabled, docker installed but not running", r.stdout)
 
 step("enable + start docker over ssh, as the plugin does")
-r = ssh(user_key, "ubuntu", PRIV1, "sudo update-rc.d docker defaults && sudo service docker start", kh1)
-check(r.returncode == 0, "update-rc.d docker defaults && service docker start", r.stdout + r.stderr)
+r = ssh(user_key, "ubuntu", PRIV1, "sudo update-rc.d docker defaults && sudo update-rc.d docker enable && "
+        "sudo service docker start", kh1)
+check(r.returncode == 0, "update-rc.d docker defaults && update-rc.d docker enable && service docker start",
+      r.stdout + r.stderr)
 r = wait_for(lambda: (lambda x: x if x.returncode == 0 else None)(
     ssh(user_key, "ubuntu", PRIV1, "sudo docker -H unix:///var/run/docker.sock version --format '{{.Server.Version}}'",
         kh1)), timeout=40)
@@ -187,6 +205,10 @@ r = vm.exec_in(IID1, ["docker", "load", "-i", tar])
 check(r.returncode == 0 and b"euca-testbed/busybox:latest" in r.stdout, "docker load", r.stdout + r.stderr)
 r = vm.exec_in(IID1, ["docker", "run", "--rm", "--network", "none", "euca-testbed/busybox:latest", "echo", "hi"])
 check(r.returncode == 0 and r.stdout == b"hi\n", "docker run --network none busybox echo hi", r.stdout + r.stderr)
+r = vm.exec_in(IID1, ["sh", "-c", "echo x > /usr/local/bin/etb-vm-only && echo y > /opt/etb-vm-only && "
+                      "cat /usr/local/bin/etb-vm-only"])
+check(r.stdout == b"x\n" and not os.path.exists("/usr/local/bin/etb-vm-only")
+      and not os.path.exists("/opt/etb-vm-only"), "VM writes to /usr and /opt stay in the VM (overlay)", r)
 r = vm.exec_in(IID1, ["sh", "-c", "cat; exit 7"], input="stdin-data")
 check(r.returncode == 7 and r.stdout == b"stdin-data", "exec_in passes stdin and exit code", r)
 
@@ -244,7 +266,8 @@ info1 = vm_info(IID1)
 t = time.monotonic()
 vm.stop(IID1)
 print("  stop took %.2f s" % (time.monotonic() - t))
-check(vm_namespace_pids(info1) == [], "no process left in the VM's namespaces")
+left = vm_namespace_pids(info1)
+check(left == [], "no process left in the VM's namespaces", left)
 check(info1["netns"] not in sh("ip", "netns", "list").stdout, "netns removed while stopped")
 check([v for v in vm.list_vms() if v["id"] == IID1][0]["state"] == "stopped", "list_vms: stopped")
 try:
@@ -316,15 +339,50 @@ check(keys3 and all(k in con3 for k in keys3), "console key block matches the ge
 r = sh("ssh", "-i", ec2_key, "-o", "UserKnownHostsFile=" + kh3, "-o", "StrictHostKeyChecking=yes", "-o",
        "BatchMode=yes", "ubuntu@" + PRIV1, "true")
 check(r.returncode != 0, "VMs have different host keys")
-r = vm.exec_in(IID3, ["sh", "-c", "ping -c1 -W1 %s >/dev/null && echo reach" % PRIV2])
-check(b"reach" in r.stdout, "VM to VM across subnets on the bridge", r.stdout + r.stderr)
-r = vm.exec_in(IID3, ["sh", "-c", "ping -c1 -W1 192.0.2.1 >/dev/null && echo LEAK || echo blocked"])
-check(b"blocked" in r.stdout, "nothing routed off the bridge", r.stdout)
+r = vm.exec_in(IID3, ["sh", "-c", "busybox nc -w 2 %s 22 </dev/null | head -c 7" % PRIV2])
+check(r.stdout.startswith(b"SSH-2.0"), "VM to VM across subnets on the bridge", r.stdout + r.stderr)
+r = vm.exec_in(IID3, ["sh", "-c", "busybox ping -c1 -W1 192.0.2.1 >/dev/null && echo LEAK || echo blocked"])
+check(b"blocked" in r.stdout, "nothing routed off the bridge", r)
+
+step("set_public_ip on the running VPC VM (extension)")
+vm.set_public_ip(IID3, "10.214.0.30")
+r = sh("ssh", "-i", ec2_key, "-o", "UserKnownHostsFile=" + kh3, "-o", "StrictHostKeyChecking=no", "-o",
+       "BatchMode=yes", "ubuntu@10.214.0.30", "ip -4 -o addr show eth0")
+check(r.returncode == 0 and "10.214.0.30/16" in r.stdout, "address added in place", r.stdout + r.stderr)
+vm.set_public_ip(IID3, None)
+r = vm.exec_in(IID3, ["ip", "-4", "-o", "addr", "show", "eth0"])
+check(b"10.214.0.30" not in r.stdout, "address removed in place", r.stdout)
+
+step("stop interrupts a boot whose user data never finishes")
+IID4 = "i-0vmtest000000004"
+spec4 = vm.VmSpec(IID4, "ip-10-213-0-40", "10.213.0.40", None, 16, "10.213.0.1",
+                  b"#cloud-config\nruncmd:\n  - sleep 600\n", [ec2_pub], False)
+errs4 = []
+def boot_bg4():
+    try:
+        vm.boot(spec4)
+    except vm.VmError as e:
+        errs4.append(e)
+
+
+th = threading.Thread(target=boot_bg4)
+th.start()
+wait_for(lambda: [v for v in vm.list_vms() if v["id"] == IID4 and v["state"] == "booting" and v["pid"]], 20, 0.1)
+time.sleep(2)
+t = time.monotonic()
+vm.stop(IID4)
+th.join(10)
+print("  stop took %.2f s" % (time.monotonic() - t))
+check(not th.is_alive() and errs4 and "interrupted" in str(errs4[0]), "boot raised 'interrupted by stop'", errs4)
+check([v for v in vm.list_vms() if v["id"] == IID4][0]["state"] == "stopped", "VM stopped")
+left = vm_namespace_pids(vm_info(IID4))
+check(left == [], "nothing of it left", left)
 
 step("destroy %s" % IID1)
 info1 = vm_info(IID1)
 vm.destroy(IID1)
-check(vm_namespace_pids(info1) == [], "no process of the destroyed VM")
+left = vm_namespace_pids(info1)
+check(left == [], "no process of the destroyed VM", left)
 check(not os.path.exists(os.path.join(vm.VMS_DIR, IID1)), "VM directory removed")
 check(IID1 not in [v["id"] for v in vm.list_vms()], "list_vms forgot it")
 check(info1["veth"] not in sh("ip", "link").stdout, "veth removed")

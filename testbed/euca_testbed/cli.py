@@ -22,7 +22,7 @@ MOTO_ENV = {
     "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # DescribeImages shows the testbed's image only
     "MOTO_ENABLE_AMI_VALIDATION": "true",  # RunInstances with an unknown image fails, as on a cloud
 }
-DAEMON_MARK = "DOCKER_EUCA_TESTBED_DAEMON"  # set in every daemon's environment, found again after a crash
+DAEMON_MARK = "DOCKER_EUCA_TESTBED_DAEMON"  # =state root, in every daemon's environment: found again after a crash
 BLACKHOLES = ("54.214.0.0/16", "172.31.0.0/16")  # moto's invented ranges (DESIGN.md)
 VPC_CIDR = "10.215.0.0/16"
 SUBNET_CIDR = "10.215.1.0/24"
@@ -86,11 +86,6 @@ def healthy(state):
         return False
     if not (daemon.alive(state.get("moto")) and daemon.alive(state.get("personality"))):
         return False
-    if state.get("keyring"):
-        from . import keyring
-
-        if not keyring.alive(state["keyring"]):
-            return False
     try:
         control("status", state=state, timeout=5)
     except Fail:
@@ -116,7 +111,7 @@ def remove_blackholes():
 
 
 def _marked_pids():
-    mark = f"{DAEMON_MARK}=1".encode()
+    mark = f"{DAEMON_MARK}={daemon.STATE_ROOT}".encode()
     me = os.getpid()
     out = []
     for name in os.listdir("/proc"):
@@ -206,7 +201,7 @@ def _start(args):
     if fake:
         add_blackholes()
 
-    env = dict(os.environ, **MOTO_ENV, **{DAEMON_MARK: "1"})
+    env = dict(os.environ, **MOTO_ENV, **{DAEMON_MARK: daemon.STATE_ROOT})
     moto_bin = os.path.join(os.path.dirname(sys.executable), "moto_server")
     for attempt in range(3):
         port = daemon.free_port()
@@ -260,9 +255,14 @@ def cmd_up(args):
             if args.mode and args.mode != state.get("mode"):
                 state["mode"] = args.mode
                 daemon.write_state(state)
-            if args.keyring and not state.get("keyring"):
-                from . import keyring
+            from . import keyring
 
+            if state.get("keyring") and not keyring.alive(state["keyring"]):
+                err("the keyring daemons died: restarting them")
+                keyring.stop(state["keyring"])
+                state["keyring"] = None
+                args.keyring = True
+            if args.keyring and not state.get("keyring"):
                 state["keyring"] = keyring.start()
                 daemon.write_state(state)
             print(env_lines(state))
@@ -379,7 +379,7 @@ def cmd_fault(args):
                 "access_key": args.access_key,
             },
         )
-    for r in out["faults"]:
+    for r in [out["fault"]] if "fault" in out else out["faults"]:
         what = ", ".join(
             f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "swap_host_key", "access_key") if r.get(k)
         )
@@ -413,6 +413,12 @@ def cmd_image_tar(args):
         raise Fail("no VM layer (vm.py) to build the image with")
     vm.build_image_tar(os.path.abspath(args.path))
     return 0
+
+
+def cmd_selftest(args):
+    from . import selftest
+
+    return selftest.main()
 
 
 def cmd_serve(args):
@@ -479,6 +485,8 @@ def parser():
     it.add_argument("path")
     it.set_defaults(fn=cmd_image_tar)
 
+    sub.add_parser("selftest", help="check the EC2 side of the running testbed (boto3)").set_defaults(fn=cmd_selftest)
+
     sv = sub.add_parser("serve", help=argparse.SUPPRESS)
     sv.set_defaults(fn=cmd_serve)
     return p
@@ -496,3 +504,8 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # stdout closed early (`| head`): not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -340,6 +340,10 @@ class Fleet:
                 gen = inst.generation
                 vm = vms.get(inst.id)
                 vm_state = vm.get("state") if vm else None
+                if self._suspicious(inst, vm, vm_state):
+                    # the snapshot may predate an operation that finished meanwhile: look again
+                    vm = {v["id"]: v for v in self.machines.list_vms()}.get(inst.id)
+                    vm_state = vm.get("state") if vm else None
                 if inst.phase == "running" and inst.booted and vm_state not in ("running", "booting"):
                     log.warning("reconcile: %s runs without a VM (%s); booting it", inst.id, vm_state)
                     with self._mu:
@@ -361,6 +365,14 @@ class Fleet:
                     self.machines.destroy(vm_id)
                 except Exception:
                     log.exception("destroy %s failed", vm_id)
+
+    @staticmethod
+    def _suspicious(inst, vm, vm_state):
+        return (
+            (inst.phase == "running" and inst.booted and vm_state not in ("running", "booting"))
+            or (inst.phase == "stopped" and vm_state in ("running", "booting"))
+            or (inst.phase == "terminated" and vm is not None)
+        )
 
     def status(self):
         vms = {}

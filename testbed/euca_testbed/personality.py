@@ -14,6 +14,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import secrets
 import string
 import struct
@@ -448,6 +449,8 @@ class Personality:
             moto_state = doc.text(st, "name") if st is not None else None
             p = self.fleet.present(iid, moto_state)
             if p is None:
+                if doc.child(item, "imageId") is None:
+                    continue
                 # not launched through the personality: show no address at all
                 for name in ("privateIpAddress", "privateDnsName", "ipAddress", "dnsName"):
                     doc.set_text(item, name, None)
@@ -455,6 +458,8 @@ class Personality:
                 continue
             if p.state:
                 ec2xml.set_state(doc, item, p.state)
+            if doc.child(item, "imageId") is None:
+                continue  # a status item (DescribeInstanceStatus): no addresses in it
             doc.set_text(item, "privateIpAddress", p.private_ip)
             doc.set_text(item, "privateDnsName", p.private_dns if p.private_ip else "")
             doc.set_text(item, "ipAddress", p.public_ip)
@@ -526,6 +531,8 @@ class Personality:
                     return 200, {"faults": self.faults.list()}
                 if not data.get("action"):
                     return 400, {"error": "fault needs an action"}
+                if not binding.known_action(data["action"]):
+                    return 400, {"error": f"unknown action {data['action']!r} (known: {', '.join(sorted(binding.ACTIONS))})"}
                 if data.get("swap_host_key") and data["action"] != "RunInstances":
                     return 400, {"error": "--swap-host-key applies to RunInstances only"}
                 rule = self.faults.add({k: v for k, v in data.items() if v not in (None, False)})
@@ -586,7 +593,7 @@ def make_handler(p):
                 status, out = p.handle_control(self, self.command, path, query, body)
                 self._send(status, json.dumps(out).encode(), "application/json")
                 return
-            if path not in SERVICE_PATHS:
+            if re.sub("/+", "/", path) not in SERVICE_PATHS:
                 self._send(404, ec2xml.error("InvalidAction", f"No service at {path}"), "text/xml;charset=UTF-8")
                 return
             try:

@@ -165,22 +165,17 @@ def verify(method, raw_path, raw_query, headers, body, secret_for, *, regions=("
     elif claimed and claimed != payload_hash:
         raise AuthError("The provided 'x-amz-content-sha256' header does not match what was computed.")
 
-    canonical_request = "\n".join(
-        [
-            method,
-            canonical_uri(raw_path),
-            canonical_query(raw_query),
-            "".join(lines),
-            ";".join(auth.signed_headers),
-            payload_hash,
-        ]
-    )
-    string_to_sign = "\n".join(
-        [ALGORITHM, amz_date, auth.scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
-    )
-    expected = hmac.new(
-        signing_key(secret, auth.date, auth.region, auth.service), string_to_sign.encode(), hashlib.sha256
-    ).hexdigest()
-    if not hmac.compare_digest(expected, auth.signature):
-        raise AuthError(UNKNOWN_KEY)
-    return auth
+    key = signing_key(secret, auth.date, auth.region, auth.service)
+    # Signers differ on whether `//` and dot segments are normalised away: accept either form.
+    uris = dict.fromkeys([canonical_uri(raw_path), _uri_encode(raw_path or "/", safe="/")])
+    for uri in uris:
+        canonical_request = "\n".join(
+            [method, uri, canonical_query(raw_query), "".join(lines), ";".join(auth.signed_headers), payload_hash]
+        )
+        string_to_sign = "\n".join(
+            [ALGORITHM, amz_date, auth.scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+        )
+        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, auth.signature):
+            return auth
+    raise AuthError(UNKNOWN_KEY)

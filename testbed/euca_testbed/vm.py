@@ -4,18 +4,24 @@ A VM is
   * a network namespace `etb-<10 hex>` whose eth0 (a veth whose other end `etbh<10 hex>` sits in the
     bridge `eucatb0`) carries the private address (and the EDGE public one) /prefix_len, default route
     via the spec's gateway, loopback up;
+    The other testbed ranges get on-link routes (VM to VM across subnets without host routing);
   * an init process (vm_init.py, run with the system /usr/bin/python3) that is PID 1 of a new PID
-    namespace, in new mount and UTS namespaces, inside that netns. It reaps orphans, drains the VM's
-    /dev/console (a FIFO) into console.log, and when it is killed the kernel kills the whole VM;
+    namespace, in new mount and UTS namespaces, inside that netns. It reaps orphans (the host's PID 1
+    does not), drains the VM's /dev/console (a FIFO) into console.log, serves /dev/log into the VM's
+    /var/log/syslog, and when it is killed the kernel kills the whole VM;
   * a private file system view made of bind mounts of per-VM directories (its "disk", kept across
     stop/start): /etc (a copy of an image /etc made from the host's), /var/lib/cloud, /var/lib/docker,
-    /root, /home, /var/log, /tmp, /var/tmp, /var/mail, /var/cache/debconf; a fresh tmpfs /run on every
-    boot (no /run/systemd/system: `service` uses the sysvinit scripts); /usr and /var/lib/dpkg are the
-    host's.
+    /root, /home, /var/log, /tmp, /var/tmp, /var/mail; a fresh tmpfs /run on every
+    boot (no /run/systemd/system: `service` uses the sysvinit scripts); its own /proc, /sys (the
+    netns's view, host cgroups kept) and a private /dev (tmpfs with the usual nodes, own devpts);
+    /usr, /opt, /var/lib/dpkg, /var/lib/apt, /var/cache/{apt,debconf}, /var/lib/{systemd,sudo},
+    /var/spool are the host's seen through an overlay: the VM reads the host's files, its writes stay
+    in its disk (so write_files into /usr/local or a dpkg -i never reaches the host or other VMs).
 Boot = write the NoCloud seed, run the real cloud-init (init --local, init, modules config, modules
 final) with its output on the console, then start what /etc/rc2.d enables (ssh always; docker once
-the plugin ran `update-rc.d docker defaults`). Later commands enter with
-`nsenter -t <init pid> -m -u -n -p`.
+the plugin ran `update-rc.d docker defaults`), so sshd answers only after cloud-init's final stage.
+boot() returns when sshd answers on the private address. Later commands enter with
+`nsenter -t <init pid> -m -u -n -p`. The state root can be moved with EUCA_TESTBED_ROOT (as daemon.py).
 
 The image (made once per state root from the host's /etc, copied per VM):
   * cloud.cfg.d/90_euca_testbed.cfg: NoCloud, no growpart/resize/locale/network config, manage_etc_hosts,
@@ -37,7 +43,8 @@ enabled or started) when every PKG is installed on the host (dpkg-query), and ot
 packages module while the rest of the boot goes on, as on a private cloud without a mirror); upgrades
 are no-ops; remove/purge fail (exit 100).
 
-Everything lives under /var/lib/docker-euca-testbed/: vms/<instance id>/ holds the VM's disk dirs,
+Everything lives under /var/lib/docker-euca-testbed/ (image/: template /etc and helper files);
+vms/<instance id>/ holds the VM's disk dirs,
 console.log, boot.log (host-side steps and command output), holder.log (init errors) and vm.json.
 Every address is on the bridge eucatb0; an `ip rule iif eucatb0 blackhole` makes sure nothing a VM
 sends is ever forwarded off the machine.
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -64,7 +72,7 @@ from .vm_image import build_image_tar, IMAGE_NAME  # noqa: F401  (re-exported)
 STATE_ROOT = os.environ.get("EUCA_TESTBED_ROOT", "/var/lib/docker-euca-testbed")  # as daemon.py
 VMS_DIR = os.path.join(STATE_ROOT, "vms")
 IMAGE_DIR = os.path.join(STATE_ROOT, "image")
-IMAGE_VERSION = "4"
+IMAGE_VERSION = "5"
 
 BRIDGE = "eucatb0"
 BRIDGE_ADDRS = ("10.213.0.1/16", "10.214.0.1/16", "10.215.0.1/16")
@@ -100,7 +108,21 @@ DISK_MOUNTS = (
     ("tmp", "/tmp", 0o1777),
     ("var-tmp", "/var/tmp", 0o1777),
     ("var-mail", "/var/mail", 0o2775),
-    ("var-cache-debconf", "/var/cache/debconf", 0o755),
+)
+# Host directories the VM sees through an overlay (copy-on-write, upper dir in the VM's disk): it reads
+# the host's /usr and dpkg database, but whatever it writes there (write_files into /usr/local, dpkg -i,
+# a stray rm) stays in the VM.
+OVERLAYS = (
+    ("usr", "/usr"),
+    ("opt", "/opt"),
+    ("srv", "/srv"),
+    ("var-lib-dpkg", "/var/lib/dpkg"),
+    ("var-lib-apt", "/var/lib/apt"),
+    ("var-cache-apt", "/var/cache/apt"),
+    ("var-cache-debconf", "/var/cache/debconf"),
+    ("var-lib-systemd", "/var/lib/systemd"),
+    ("var-lib-sudo", "/var/lib/sudo"),
+    ("var-spool", "/var/spool"),
 )
 
 CLOUD_CFG = """\
@@ -328,27 +350,45 @@ def teardown_network():
 _image_lock = threading.Lock()
 
 
+def _image_version():
+    """Changes whenever the image recipe or the helper files change, so a stale image is rebuilt."""
+    h = hashlib.sha256(IMAGE_VERSION.encode())
+    for part in (BOOT_SH, CLOUD_CFG, SSHD_CFG, json.dumps(DAEMON_JSON, sort_keys=True)):
+        h.update(part.encode())
+    for name in ("vm_init.py", "vm_apt_shim.sh"):
+        with open(os.path.join(_HERE, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
 def _ensure_image():
-    stamp = os.path.join(IMAGE_DIR, "version")
+    version = _image_version()
     with _image_lock:
         try:
-            if open(stamp).read().strip() == IMAGE_VERSION:
+            if open(os.path.join(IMAGE_DIR, "version")).read().strip() == version:
                 return
         except OSError:
             pass
-        shutil.rmtree(IMAGE_DIR, ignore_errors=True)
-        os.makedirs(IMAGE_DIR)
-        etc = os.path.join(IMAGE_DIR, "etc")
+        # build beside, then swap in (VMs of this state root may be reading the old one)
+        tmp = "%s.tmp.%d" % (IMAGE_DIR, os.getpid())
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        etc = os.path.join(tmp, "etc")
         _run(["cp", "-a", "/etc", etc])
         _customise_etc(etc)
         for name in ("vm_init.py", "vm_apt_shim.sh"):
-            shutil.copy(os.path.join(_HERE, name), os.path.join(IMAGE_DIR, name))
-        os.chmod(os.path.join(IMAGE_DIR, "vm_apt_shim.sh"), 0o755)
-        with open(os.path.join(IMAGE_DIR, "boot.sh"), "w") as f:
+            shutil.copy(os.path.join(_HERE, name), os.path.join(tmp, name))
+        os.chmod(os.path.join(tmp, "vm_apt_shim.sh"), 0o755)
+        with open(os.path.join(tmp, "boot.sh"), "w") as f:
             f.write(BOOT_SH)
-        os.chmod(os.path.join(IMAGE_DIR, "boot.sh"), 0o755)
-        with open(stamp, "w") as f:
-            f.write(IMAGE_VERSION + "\n")
+        os.chmod(os.path.join(tmp, "boot.sh"), 0o755)
+        with open(os.path.join(tmp, "version"), "w") as f:
+            f.write(version + "\n")
+        old = "%s.old.%d" % (IMAGE_DIR, os.getpid())
+        if os.path.exists(IMAGE_DIR):
+            os.rename(IMAGE_DIR, old)
+        os.rename(tmp, IMAGE_DIR)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _customise_etc(etc):
@@ -404,6 +444,8 @@ class _Vm:
         self.dir = _vm_dir(instance_id)
         self.lock = threading.RLock()
         self.popen = None  # the `unshare` parent of the VM's init (our child: we reap it)
+        self.booting = False  # a boot() of this process is in progress
+        self.stop_requested = False
         self.info = {}
         self._load()
 
@@ -428,7 +470,8 @@ class _Vm:
     def log(self, msg):
         try:
             with open(self.path("boot.log"), "a") as f:
-                f.write("%s %s\n" % (time.strftime("%H:%M:%S"), msg))
+                now = time.time()
+                f.write("%s.%03d %s\n" % (time.strftime("%H:%M:%S", time.localtime(now)), int(now * 1000) % 1000, msg))
         except OSError:
             pass
 
@@ -445,8 +488,10 @@ class _Vm:
 
     def state(self):
         st = self.info.get("state", "stopped")
-        if st == "running" and not self.holder_pid():
-            return "stopped"
+        if st == "booting" and self.booting:
+            return "booting"
+        if st in ("running", "booting") and not self.holder_pid():
+            return "stopped"  # killed behind our back, or the process that booted it died mid-boot
         return st
 
 
@@ -458,6 +503,10 @@ def _get(instance_id, create=False):
     _check_id(instance_id)
     with _registry_lock:
         vm = _registry.get(instance_id)
+        if (vm is not None and not create and not vm.booting and not vm.holder_pid()
+                and not os.path.exists(os.path.join(vm.dir, "vm.json"))):
+            del _registry[instance_id]  # its directory was removed behind our back
+            raise VmNotFound("no VM %s" % instance_id)
         if vm is None:
             if not create and not os.path.exists(os.path.join(_vm_dir(instance_id), "vm.json")):
                 raise VmNotFound("no VM %s" % instance_id)
@@ -476,65 +525,77 @@ def boot(spec: VmSpec):
     t0 = time.monotonic()
     vm = _get(spec.instance_id, create=True)
     with vm.lock:
-        if vm.holder_pid():
-            vm.log("boot requested while running: rebooting")
-            _stop_locked(vm)
-        ensure_network()
-        _ensure_image()
-        gateway = spec.gateway or _default_gateway(spec.private_ip, spec.prefix_len)
-        first = not vm.info.get("created")
-        key = _key(spec.instance_id)
-        vm.info.update({
-            "instance_id": spec.instance_id,
-            "hostname": spec.hostname,
-            "private_ip": spec.private_ip,
-            "public_ip": spec.public_ip,
-            "prefix_len": spec.prefix_len,
-            "gateway": gateway,
-            "netns": NETNS_PREFIX + key,
-            "veth": VETH_HOST_PREFIX + key,
-            "state": "booting",
-            "boot_seconds": None,
-            "holder_pid": None,
-            "holder_start": None,
-            "error": None,
-        })
-        vm.save()
+        vm.booting, vm.stop_requested = True, False
         try:
-            if first:
-                _create_disk(vm)
-            vm.log("boot #%d (private %s, public %s)" % (vm.info.get("boots", 0) + 1, spec.private_ip,
-                                                         spec.public_ip))
-            vm.console_write("[    0.000000] euca-testbed: booting %s (%s) private %s%s\n" % (
-                spec.instance_id, spec.hostname, spec.private_ip,
-                (" public %s" % spec.public_ip) if spec.public_ip else ""))
-            _write_seed(vm, spec)
-            _setup_netns(vm, spec, gateway)
-            _start_holder(vm)
-            swap = bool(spec.swap_host_key) and not vm.info.get("host_key_swapped")
-            _run_boot_script(vm, swap)
-            if swap:
-                vm.info["host_key_swapped"] = True
-            _ensure_key_block(vm)
-            _wait_ssh(vm, spec.private_ip)
-        except Exception as e:
-            vm.info["error"] = str(e)
-            vm.log("boot failed: %s" % e)
-            try:
-                _stop_locked(vm, final_state="stopped")
-            except Exception as e2:  # noqa: BLE001
-                vm.log("cleanup after failed boot: %s" % e2)
-            vm.info["error"] = str(e)
-            vm.save()
-            if isinstance(e, VmError) and vm.dir in str(e):
-                raise
-            raise VmError("boot of %s failed: %s (logs: %s)" % (spec.instance_id, e, vm.dir)) from e
-        vm.info["created"] = vm.info.get("created") or time.time()
-        vm.info["boots"] = vm.info.get("boots", 0) + 1
-        vm.info["state"] = "running"
-        vm.info["boot_seconds"] = round(time.monotonic() - t0, 3)
+            _boot_locked(vm, spec, t0)
+        finally:
+            vm.booting = False
+
+
+def _boot_locked(vm, spec, t0):
+    if vm.holder_pid():
+        vm.log("boot requested while running: rebooting")
+        _stop_locked(vm)
+    ensure_network()
+    _ensure_image()
+    vm.log("boot requested (image ready)")
+    gateway = spec.gateway or _default_gateway(spec.private_ip, spec.prefix_len)
+    first = not vm.info.get("created") or not os.path.isdir(vm.path("etc"))
+    key = _key(spec.instance_id)
+    vm.info.update({
+        "instance_id": spec.instance_id,
+        "hostname": spec.hostname,
+        "private_ip": spec.private_ip,
+        "public_ip": spec.public_ip if spec.public_ip != spec.private_ip else None,
+        "prefix_len": spec.prefix_len,
+        "gateway": gateway,
+        "netns": NETNS_PREFIX + key,
+        "veth": VETH_HOST_PREFIX + key,
+        "state": "booting",
+        "boot_seconds": None,
+        "holder_pid": None,
+        "holder_start": None,
+        "error": None,
+    })
+    vm.save()
+    try:
+        if first:
+            _create_disk(vm)
+        vm.log("boot #%d (private %s, public %s)" % (vm.info.get("boots", 0) + 1, spec.private_ip,
+                                                     spec.public_ip))
+        vm.console_write("[    0.000000] euca-testbed: booting %s (%s) private %s%s\n" % (
+            spec.instance_id, spec.hostname, spec.private_ip,
+            (" public %s" % spec.public_ip) if spec.public_ip else ""))
+        _write_seed(vm, spec)
+        _setup_netns(vm, spec, gateway)
+        _start_holder(vm)
+        swap = bool(spec.swap_host_key) and not vm.info.get("host_key_swapped")
+        _run_boot_script(vm, swap)
+        if swap:
+            vm.info["host_key_swapped"] = True
+        _ensure_key_block(vm)
+        _wait_ssh(vm, spec.private_ip)
+        vm.log("sshd answers")
+    except Exception as e:
+        vm.info["error"] = str(e)
+        vm.log("boot failed: %s" % e)
+        try:
+            _stop_locked(vm, final_state="stopped")
+        except Exception as e2:  # noqa: BLE001
+            vm.log("cleanup after failed boot: %s" % e2)
+        vm.info["error"] = str(e)
         vm.save()
-        vm.log("running after %.3f s" % vm.info["boot_seconds"])
+        if vm.stop_requested:
+            raise VmError("boot of %s interrupted by stop (logs: %s)" % (spec.instance_id, vm.dir)) from e
+        if isinstance(e, VmError) and vm.dir in str(e):
+            raise
+        raise VmError("boot of %s failed: %s (logs: %s)" % (spec.instance_id, e, vm.dir)) from e
+    vm.info["created"] = vm.info.get("created") or time.time()
+    vm.info["boots"] = vm.info.get("boots", 0) + 1
+    vm.info["state"] = "running"
+    vm.info["boot_seconds"] = round(time.monotonic() - t0, 3)
+    vm.save()
+    vm.log("running after %.3f s" % vm.info["boot_seconds"])
 
 
 def _default_gateway(ip, prefix_len):
@@ -544,7 +605,8 @@ def _default_gateway(ip, prefix_len):
 
 
 def _create_disk(vm):
-    shutil.rmtree(vm.path("disk"), ignore_errors=True)  # a failed first boot starts over
+    for d in ("disk", "overlay"):
+        shutil.rmtree(vm.path(d), ignore_errors=True)  # a failed first boot starts over
     tmp = vm.path("etc.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     _run(["cp", "-a", os.path.join(IMAGE_DIR, "etc"), tmp])
@@ -563,8 +625,9 @@ def _create_disk(vm):
         p = vm.path("disk", "var-log", n)
         open(p, "a").close()
         os.chmod(p, mode)
-    if os.path.isdir("/var/cache/debconf"):
-        _run(["cp", "-a", "/var/cache/debconf/.", vm.path("disk", "var-cache-debconf")], check=False)
+    for name, _ in OVERLAYS:
+        for sub in ("upper", "work"):
+            os.makedirs(vm.path("overlay", name, sub), exist_ok=True)
     grp = _group_id(vm.path("etc"), "mail")
     if grp is not None:
         os.chown(vm.path("disk", "var-mail"), 0, grp)
@@ -629,9 +692,17 @@ def _setup_netns(vm, spec, gateway):
         cmds = ["link set lo up",
                 "link set %s name eth0 address %s" % (peer_if, _mac(spec.instance_id)),
                 "addr add %s/%d dev eth0" % (spec.private_ip, spec.prefix_len)]
-        if spec.public_ip:
+        if spec.public_ip and spec.public_ip != spec.private_ip:
             cmds.append("addr add %s/%d dev eth0" % (spec.public_ip, spec.prefix_len))
         cmds += ["link set eth0 up", "route add default via %s dev eth0" % gateway]
+        # the other testbed ranges are on the same bridge: reach them on-link (VM to VM across subnets,
+        # and to other VMs' public addresses) without the host having to route
+        own = [ipaddress.ip_interface("%s/%d" % (a, spec.prefix_len)).network
+               for a in (spec.private_ip, spec.public_ip) if a]
+        for a in BRIDGE_ADDRS:
+            net = ipaddress.ip_interface(a).network
+            if not any(net.overlaps(o) for o in own):
+                cmds.append("route add %s dev eth0" % net)
         _run(["ip", "-netns", ns, "-batch", "-"], input="\n".join(cmds).encode() + b"\n", log=vm.log)
         for ip in filter(None, (spec.private_ip, spec.public_ip)):
             _run(["ip", "neigh", "del", ip, "dev", BRIDGE], check=False)
@@ -643,11 +714,16 @@ def _setup_netns(vm, spec, gateway):
 
 
 def _start_holder(vm):
+    for n, _ in OVERLAYS:
+        for sub in ("upper", "work"):
+            os.makedirs(vm.path("overlay", n, sub), exist_ok=True)
     cfg = {
         "dir": vm.dir,
         "hostname": vm.info["hostname"],
         "console_fifo": vm.path("console.fifo"),
         "console_log": vm.path("console.log"),
+        "overlays": [[mp, vm.path("overlay", n, "upper"), vm.path("overlay", n, "work")]
+                     for n, mp in OVERLAYS if os.path.isdir(mp) and not os.path.islink(mp)],
         "binds": [[vm.path("etc"), "/etc"]] + [[vm.path("disk", n), mp] for n, mp, _ in DISK_MOUNTS],
         "ro_binds": [[os.path.join(IMAGE_DIR, "vm_apt_shim.sh"), p]
                      for p in ("/usr/bin/apt-get", "/usr/bin/apt") if os.path.exists(p)],
@@ -776,22 +852,32 @@ def stop(instance_id):
         vm = _get(instance_id)
     except VmNotFound:
         return
+    _interrupt_boot(vm)
     with vm.lock:
         _stop_locked(vm)
         vm.save()
 
 
+def _interrupt_boot(vm):
+    """A boot in progress (e.g. user data that never finishes) would hold the lock: kill the VM's init
+    so the boot fails at once; the caller then takes the lock and finishes the stop."""
+    if vm.booting:
+        vm.stop_requested = True
+        pid = vm.holder_pid()
+        if pid:
+            vm.log("stop requested during boot: killing the VM")
+            _kill(pid)
+
+
 def _stop_locked(vm, final_state="stopped"):
     pid = vm.holder_pid()
     ns = vm.info.get("ns") or {}
-    if pid:
-        _kill(pid)  # PID 1 of the VM: the kernel kills the rest of its PID namespace
     targets = {v for k, v in ns.items() if k in ("mnt", "pid", "net") and v}
     netns = vm.info.get("netns")
     nsino = _netns_inode(netns) if netns else None
     if nsino:
         targets.add(nsino)
-    _kill_matching(targets, extra_pids=[pid] if pid else [])
+    _kill_vms([pid] if pid else [], targets)
     if vm.popen is not None:
         try:
             vm.popen.wait(5)
@@ -810,18 +896,37 @@ def _stop_locked(vm, final_state="stopped"):
     vm.log("stopped")
 
 
-def _kill_matching(ns_targets, extra_pids=(), cmd_marker=None, timeout=10):
-    """SIGKILL every process that is in one of the namespaces `ns_targets` (strings like 'mnt:[123]')
-    or listed, then wait until all are gone (zombies of the VM are reaped by its init)."""
+def _ppid(pid):
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _kill_vms(inits, ns_targets, cmd_marker=None, timeout=10):
+    """Kill VMs: SIGKILL their inits (PID 1 of each VM's PID namespace: the kernel then kills the rest of
+    the namespace), let each init be reaped by its `unshare` parent (which then exits by itself; killing
+    it first would leave the init a zombie of the host's PID 1, which does not reap here), then SIGKILL
+    whatever else is still in one of `ns_targets` ('mnt:[..]', 'pid:[..]', 'net:[..]') or has
+    `cmd_marker` in its command line, and wait until all of it is gone."""
     me = os.getpid()
+    spare = {}  # unshare parents: they exit when their init is reaped
+    for pid in inits:
+        pp = _ppid(pid)
+        if pp and pp != 1:
+            spare[pp] = time.monotonic() + 3
+        _kill(pid)
+    deadline = time.monotonic() + 3
+    while any(_proc_state(p) is not None for p in inits) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
     def matching():
         found = set()
         for p in _all_pids():
             if p == me:
-                continue
-            if p in extra_pids and _proc_state(p) not in (None, "Z", "X"):
-                found.add(p)
                 continue
             for n in ("mnt", "pid", "net"):
                 if _ns_inode(p, n) in ns_targets:
@@ -838,14 +943,21 @@ def _kill_matching(ns_targets, extra_pids=(), cmd_marker=None, timeout=10):
 
     deadline = time.monotonic() + timeout
     while True:
-        left = {p for p in matching() if _proc_state(p) not in (None, "Z", "X")}
-        if not left:
+        found = matching()
+        now = time.monotonic()
+        live = {p for p in found if _proc_state(p) not in (None, "Z", "X")}
+        # zombies still to be reaped by a live parent (not the host's PID 1, which never reaps)
+        dying = {p for p in found - live if _ppid(p) not in (None, 1)}
+        if not live and not dying:
             return
-        if time.monotonic() > deadline:
-            raise VmError("processes %s survive SIGKILL" % sorted(left))
-        for p in left:
-            _kill(p)
-        time.sleep(0.05)
+        if now > deadline:
+            if live:
+                raise VmError("processes %s survive SIGKILL" % sorted(live))
+            return
+        for p in live:
+            if p not in spare or now > spare[p]:
+                _kill(p)
+        time.sleep(0.02)
 
 
 def destroy(instance_id):
@@ -856,6 +968,7 @@ def destroy(instance_id):
     except VmNotFound:
         vm = None
     if vm is not None:
+        _interrupt_boot(vm)
         with vm.lock:
             _stop_locked(vm, final_state="destroyed")
             _remove_dir(vm.dir)
@@ -889,20 +1002,30 @@ def _remove_dir(d):
         _run(["rm", "-rf", "--one-file-system", d], check=False)
 
 
+def _is_vm_init(pid):
+    try:
+        if b"vm_init.py" not in open("/proc/%d/cmdline" % pid, "rb").read():
+            return False
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("NSpid:"):
+                return line.split()[-1] == "1"
+    except OSError:
+        pass
+    return False
+
+
 def cleanup_all():
     """Kill and remove everything any VM left, even after a crash of the process that made them:
     processes in etb-* network namespaces or in recorded VM namespaces, the namespaces, veths, mounts
     under the state root and the VM directories. The bridge stays (teardown_network removes it)."""
     targets = set()
     extra = []
-    recorded = []
     if os.path.isdir(VMS_DIR):
         for n in os.listdir(VMS_DIR):
             try:
                 info = json.load(open(os.path.join(VMS_DIR, n, "vm.json")))
             except (OSError, ValueError):
                 continue
-            recorded.append(info)
             pid = info.get("holder_pid")
             if pid and _alive(pid, info.get("holder_start")):
                 extra.append(pid)
@@ -910,13 +1033,12 @@ def cleanup_all():
                     v = (info.get("ns") or {}).get(k)
                     if v:
                         targets.add(v)
-    for ns in _list_netns():
-        ino = _netns_inode(ns)
-        if ino:
-            targets.add(ino)
-    for p in extra:
-        _kill(p)
-    _kill_matching(targets, extra_pids=extra, cmd_marker=os.path.join(IMAGE_DIR, "vm_init.py").encode())
+    netns_inodes = {i for i in (_netns_inode(ns) for ns in _list_netns()) if i}
+    targets |= netns_inodes
+    for p in _all_pids():  # inits of VMs we have no record of (another state root, lost vm.json)
+        if p not in extra and _ns_inode(p, "net") in netns_inodes and _is_vm_init(p):
+            extra.append(p)
+    _kill_vms(extra, targets, cmd_marker=os.path.join(IMAGE_DIR, "vm_init.py").encode())
     with _registry_lock:
         vms = list(_registry.values())
         _registry.clear()
@@ -937,6 +1059,28 @@ def cleanup_all():
     if os.path.isdir(VMS_DIR):
         for n in os.listdir(VMS_DIR):
             _remove_dir(os.path.join(VMS_DIR, n))
+
+
+def set_public_ip(instance_id, public_ip):
+    """Extension (not in SPEC.md): change the public address of a running VM in place (None removes
+    it), for an EDGE public address that arrives after boot. Stopped VMs just remember it."""
+    vm = _get(instance_id)
+    with vm.lock:
+        old = vm.info.get("public_ip")
+        if public_ip == vm.info.get("private_ip"):
+            public_ip = None
+        if old == public_ip:
+            return
+        if vm.holder_pid():
+            ns, plen = vm.info["netns"], vm.info.get("prefix_len", 16)
+            if old and old != vm.info.get("private_ip"):
+                _run(["ip", "-netns", ns, "addr", "del", "%s/%d" % (old, plen), "dev", "eth0"], check=False,
+                     log=vm.log)
+            if public_ip:
+                _run(["ip", "-netns", ns, "addr", "add", "%s/%d" % (public_ip, plen), "dev", "eth0"], log=vm.log)
+                _run(["ip", "neigh", "del", public_ip, "dev", BRIDGE], check=False)
+        vm.info["public_ip"] = public_ip
+        vm.save()
 
 
 # ---------------------------------------------------------------------------------------------------

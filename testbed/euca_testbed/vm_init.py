@@ -51,6 +51,9 @@ def setup(cfg):
         sh("mount", "-t", "sysfs", "-o", "nosuid,nodev,noexec", "sysfs", "/sys")
     # /proc of the VM's own PID namespace (ps, start-stop-daemon, pidfiles see VM pids only).
     sh("mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", "/proc")
+    for lower, upper, work in cfg.get("overlays", []):
+        sh("mount", "-t", "overlay", "overlay", "-o",
+           "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work), lower)
     for src, dst in cfg["binds"]:
         bind(src, dst)
     # A fresh /run per boot, as on a real machine (tmpfs). No /run/systemd/system: `service` and the

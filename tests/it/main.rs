@@ -7,6 +7,7 @@ mod create_rm;
 mod credentials;
 mod mtls;
 mod plugin_protocol;
+mod provision_flow;
 mod store_concurrency;
 mod support;
 mod testbed_itself;

@@ -94,6 +94,7 @@ fn a_launched_instance_is_a_real_vm_through_its_whole_life() {
                 host.public_openssh(),
             )),
             packages: vec![],
+            disable_root: None,
         },
         Some(
             "#cloud-config\nwrite_files:\n  - path: /etc/testbed-proof\n    content: written by cloud-init\n",

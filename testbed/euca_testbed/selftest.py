@@ -1,0 +1,272 @@
+"""`testbed selftest`: checks the EC2 side of a running testbed through boto3, the way a client sees it.
+
+Uses a user of its own (`credentials new`) with its own delays, so it can run next to other tests;
+terminates what it launched. With real VMs it also logs in over SSH with a pinned host key.
+Prints one line per check and ends with `N passed, M failed`.
+"""
+
+import ipaddress
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import cli, daemon
+
+RESULTS = []
+
+
+def check(ok, what, detail=""):
+    RESULTS.append(bool(ok))
+    print(f"  {'ok  ' if ok else 'FAIL'} {what}" + (f"  [{detail}]" if detail and not ok else ""), flush=True)
+    return ok
+
+
+def in_net(ip, net):
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(net)
+    except ValueError:
+        return False
+
+
+def main(argv=None):
+    import boto3
+    import botocore
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    from botocore.config import Config
+
+    state = daemon.read_state()
+    if not cli.healthy(state):
+        print("testbed: selftest needs a running testbed (testbed up)", file=sys.stderr)
+        return 1
+    status = cli.control("status", state=state)
+    url = f"http://127.0.0.1:{state['personality']['port']}/services/compute/"
+    user = cli.control("credentials", {}, state=state)
+    ak, sk = user["access_key"], user["secret_key"]
+    cli.control("config", {"access_key": ak, "boot_delay": 1, "public_ip_delay": 2}, state=state)
+
+    def client(a=ak, s=sk, region="eucalyptus"):
+        return boto3.client(
+            "ec2",
+            endpoint_url=url,
+            region_name=region,
+            aws_access_key_id=a,
+            aws_secret_access_key=s,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+
+    def error_of(fn):
+        try:
+            fn()
+            return None, None, None
+        except botocore.exceptions.ClientError as e:
+            return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"].get("Message", "")
+
+    def raw(params, method="POST", path="/services/compute/", secret=sk):
+        import urllib.request
+        from urllib.parse import urlencode
+
+        base = url.rsplit("/services/", 1)[0]
+        body = urlencode(params)
+        if method == "GET":
+            req = botocore.awsrequest.AWSRequest(method="GET", url=f"{base}{path}?{body}")
+        else:
+            req = botocore.awsrequest.AWSRequest(
+                method="POST", url=base + path, data=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+            )
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(ak, secret), "ec2", "eucalyptus").add_auth(req)
+        p = req.prepare()
+        r = urllib.request.Request(p.url, data=p.body.encode() if isinstance(p.body, str) else p.body, method=p.method)
+        for k, v in p.headers.items():
+            r.add_header(k, v)
+        try:
+            with urllib.request.urlopen(r, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    c = client()
+    image = state["image_id"]
+
+    print("auth")
+    c.describe_availability_zones()
+    check(True, "signed request accepted")
+    code, st, _ = error_of(lambda: client(s="x" * 40).describe_instances())
+    check(code == "AuthFailure" and st in (401, 403), "bad secret -> AuthFailure", f"{code} {st}")
+    code, st, _ = error_of(lambda: client(a="AKIDOESNOTEXIST00000").describe_instances())
+    check(code == "AuthFailure" and st in (401, 403), "unknown access key -> AuthFailure", f"{code} {st}")
+    code, st, _ = error_of(lambda: client(region="us-east-1").describe_instances())
+    check(code == "AuthFailure", "region other than eucalyptus -> AuthFailure", f"{code} {st}")
+    st, body = raw({"Action": "DescribeRegions", "Version": "2016-11-15"}, method="GET", path="/")
+    check(st == 200 and "<regionName>eucalyptus</regionName>" in body, "GET query string on / accepted", f"{st}")
+    st, body = raw({"Action": "DescribeVpcs", "Version": "2016-11-15"}, secret="y" * 40)
+    check(st == 401 and "<Code>AuthFailure</Code>" in body, "raw bad signature -> 401 AuthFailure XML", f"{st} {body[:120]}")
+
+    print("Eucalyptus dialect")
+    regions = c.describe_regions()["Regions"]
+    check([r["RegionName"] for r in regions] == ["eucalyptus"], "DescribeRegions: eucalyptus only", regions)
+    zones = c.describe_availability_zones()["AvailabilityZones"]
+    check(zones and all(z["RegionName"] == "eucalyptus" for z in zones), "zones are in region eucalyptus")
+    check(zones[0]["ZoneName"] == state["zone"], "EUCA_TESTBED_ZONE is the first zone")
+    vpcs = [v["CidrBlock"] for v in c.describe_vpcs()["Vpcs"]]
+    check(vpcs == ["10.215.0.0/16"], "DescribeVpcs shows the testbed VPC only", vpcs)
+    subnets = [(s["SubnetId"], s["CidrBlock"]) for s in c.describe_subnets()["Subnets"]]
+    check(subnets == [(state["subnet_id"], "10.215.1.0/24")], "DescribeSubnets shows the testbed subnet only", subnets)
+    images = [i["ImageId"] for i in c.describe_images()["Images"]]
+    check(image in images, "DescribeImages lists EUCA_TESTBED_IMAGE", images)
+    code, st, msg = error_of(
+        lambda: c.run_instances(
+            ImageId=image, MinCount=1, MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "x"}]}],
+        )
+    )
+    check(st == 400 and "Failed to bind the following fields" in msg and "TagSpecification.1.ResourceType" in msg,
+          "RunInstances TagSpecification -> 400 Failed to bind", f"{code} {st} {msg!r}")
+    code, st, msg = error_of(lambda: c.describe_key_pairs(IncludePublicKey=True))
+    check(st == 400 and "IncludePublicKey" in msg, "DescribeKeyPairs IncludePublicKey -> 400", f"{code} {st}")
+    st, body = raw({"Action": "DescribeVolumes", "Version": "2016-11-15"})
+    check(st == 400 and "InvalidAction" in body, "unknown action -> 400 InvalidAction", f"{st}")
+    code, st, _ = error_of(lambda: c.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId="subnet-12345678"))
+    check(code == "InvalidSubnetID.NotFound", "RunInstances into a foreign subnet -> InvalidSubnetID.NotFound", code)
+
+    tmp = tempfile.mkdtemp(prefix="testbed-selftest-")
+    for name, typ in (("client", ["ed25519"]), ("host", ["ed25519"]), ("rsa", ["rsa", "-b", "2048"]), ("rsa3072", ["rsa", "-b", "3072"])):
+        subprocess.run(["ssh-keygen", "-q", "-t", *typ, "-N", "", "-C", "selftest", "-f", f"{tmp}/{name}"], check=True)
+    code, st, _ = error_of(lambda: c.import_key_pair(KeyName=f"st-ed-{ak}", PublicKeyMaterial=open(f"{tmp}/client.pub", "rb").read()))
+    check(code == "InvalidKey.Format", "ImportKeyPair ed25519 -> InvalidKey.Format", code)
+    code, st, _ = error_of(lambda: c.import_key_pair(KeyName=f"st-3072-{ak}", PublicKeyMaterial=open(f"{tmp}/rsa3072.pub", "rb").read()))
+    check(code == "InvalidKey.Format", "ImportKeyPair RSA 3072 -> InvalidKey.Format", code)
+    kp = f"st-rsa-{ak}"
+    c.import_key_pair(KeyName=kp, PublicKeyMaterial=open(f"{tmp}/rsa.pub", "rb").read())
+    check(True, "ImportKeyPair RSA 2048 accepted")
+
+    print("EDGE instance")
+    host_pub = open(f"{tmp}/host.pub").read().strip()
+    host_priv = "".join("    " + l + "\n" for l in open(f"{tmp}/host").read().strip().splitlines())
+    user_data = (
+        "#cloud-config\nssh_authorized_keys:\n  - %s\nssh_keys:\n  ed25519_private: |\n%s  ed25519_public: %s\n"
+        % (open(f"{tmp}/client.pub").read().strip(), host_priv, host_pub)
+    )
+    t0 = time.time()
+    r = c.run_instances(ImageId=image, MinCount=1, MaxCount=1, KeyName=kp, UserData=user_data)  # boto3 base64-encodes
+    inst = r["Instances"][0]
+    iid = inst["InstanceId"]
+    check(in_net(inst.get("PrivateIpAddress"), "10.213.0.0/16"), "RunInstances: private address in 10.213.0.0/16", inst.get("PrivateIpAddress"))
+    check("SubnetId" not in inst and "VpcId" not in inst, "EDGE instance has no subnet/VPC")
+    c.create_tags(Resources=[iid], Tags=[{"Key": "docker-euca:selftest", "Value": ak}])
+    seen = []
+    public = None
+    while time.time() - t0 < 180:
+        d = c.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        s = (d["State"]["Name"], d.get("PrivateIpAddress"), d.get("PublicIpAddress"))
+        if not seen or seen[-1][1:] != s:
+            seen.append((round(time.time() - t0, 1),) + s)
+        if s[0] == "running" and s[2] and s[2] != s[1]:
+            public = s[2]
+            break
+        time.sleep(0.2)
+    check(public and in_net(public, "10.214.0.0/16"), "public address in 10.214.0.0/16 appears", seen)
+    check(any(x[1] == "pending" and x[3] == "0.0.0.0" for x in seen), "while pending the public address is 0.0.0.0", seen)
+    check(any(x[1] == "running" and x[3] == x[2] for x in seen), "running, first shown with public == private", seen)
+    check(seen[-1][0] >= 3.0, "public address hidden for boot-delay + public-ip-delay", seen[-1][0])
+    _, body = raw({"Action": "DescribeInstances", "Version": "2016-11-15", "InstanceId.1": iid})
+    body = re.sub(r'xmlns="[^"]*"', "", body)
+    check(not re.search(r"\b(54\.214|172\.31)\.\d+\.\d+", body) and "ec2.internal" not in body and "amazonaws" not in body,
+          "no moto address or name in DescribeInstances XML")
+    check(c.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]["InstanceState"]["Name"] == "running",
+          "DescribeInstanceStatus: running")
+    if not status["fake_vms"]:
+        kh = f"{tmp}/known_hosts"
+        with open(kh, "w") as f:
+            f.write(f"{public} {host_pub}\n")
+
+        def ssh(ip, key):
+            return subprocess.run(
+                ["ssh", "-i", key, "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={kh}",
+                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                 f"ubuntu@{ip}", "hostname"], capture_output=True, text=True, timeout=30)
+
+        res = ssh(public, f"{tmp}/client")
+        check(res.returncode == 0 and res.stdout.strip() == "euca-" + inst["PrivateIpAddress"].replace(".", "-"),
+              "ssh ubuntu@public (user-data key, pinned host key)", res.stderr.strip()[-200:])
+        res = ssh(public, f"{tmp}/rsa")
+        check(res.returncode == 0, "ssh with the EC2 key pair's key", res.stderr.strip()[-200:])
+        out = c.get_console_output(InstanceId=iid).get("Output", "")
+        check("-----BEGIN SSH HOST KEY KEYS-----" in out and host_pub.split()[1] in out,
+              "GetConsoleOutput has the SSH HOST KEY KEYS block with the pinned key")
+
+    print("stop / start")
+    c.stop_instances(InstanceIds=[iid])
+    for _ in range(300):
+        d = c.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        if d["State"]["Name"] == "stopped":
+            break
+        time.sleep(0.2)
+    check(d["State"]["Name"] == "stopped" and "PublicIpAddress" not in d, "stopped, without public address", d["State"])
+    c.start_instances(InstanceIds=[iid])
+    public2 = None
+    for _ in range(900):
+        d = c.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        p = d.get("PublicIpAddress")
+        if d["State"]["Name"] == "running" and p and p != d["PrivateIpAddress"]:
+            public2 = p
+            break
+        time.sleep(0.2)
+    check(public2 and public2 != public and in_net(public2, "10.214.0.0/16"), "new public address after stop/start", f"{public} -> {public2}")
+    check(d["PrivateIpAddress"] == inst["PrivateIpAddress"], "same private address after stop/start")
+
+    print("VPC instance")
+    r = c.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=state["subnet_id"])
+    vpc = r["Instances"][0]
+    check(in_net(vpc.get("PrivateIpAddress"), "10.215.1.0/24") and not vpc.get("PublicIpAddress"),
+          "VPC instance: private in 10.215.1.0/24, no public", (vpc.get("PrivateIpAddress"), vpc.get("PublicIpAddress")))
+
+    print("faults and stats")
+    u2 = cli.control("credentials", {}, state=state)
+    c2 = client(u2["access_key"], u2["secret_key"])
+    cli.control("fault", {"action": "DescribeInstances", "status": 503, "count": 2, "access_key": u2["access_key"]}, state=state)
+    c.describe_instances(InstanceIds=[iid])
+    check(True, "a fault scoped to another access key does not hit this one")
+    code1, st1, _ = error_of(lambda: c2.describe_instances())
+    code2, st2, _ = error_of(lambda: c2.describe_instances())
+    code3, _, _ = error_of(lambda: c2.describe_instances())
+    check((code1, st1, code2, st2, code3) == ("ServiceUnavailable", 503, "ServiceUnavailable", 503, None),
+          "--status 503 --count 2", (code1, st1, code2, st2, code3))
+    cli.control("fault", {"action": "DescribeImages", "throttle": True, "access_key": u2["access_key"]}, state=state)
+    code, st, _ = error_of(lambda: c2.describe_images())
+    check((code, st) == ("RequestLimitExceeded", 503), "--throttle -> RequestLimitExceeded 503", (code, st))
+    cli.control("fault", {"action": "DescribeVpcs", "delay_ms": 600, "access_key": u2["access_key"]}, state=state)
+    t = time.time()
+    c2.describe_vpcs()
+    check(time.time() - t >= 0.6, "--delay 600", round(time.time() - t, 2))
+    stats = cli.control("stats", {"access_key": u2["access_key"]}, state=state)
+    check(stats["actions"] == {"DescribeImages": 1, "DescribeInstances": 3, "DescribeVpcs": 1} and stats["total"] == 5,
+          "stats --access-key counts that user's calls", stats)
+    cli.control("stats", {"access_key": u2["access_key"], "reset": True}, state=state)
+    check(cli.control("stats", {"access_key": u2["access_key"]}, state=state)["total"] == 0, "stats --reset")
+
+    print("terminate")
+    c.terminate_instances(InstanceIds=[iid, vpc["InstanceId"]])
+    time.sleep(0.5)
+    ds = [i for res in c.describe_instances(InstanceIds=[iid, vpc["InstanceId"]])["Reservations"] for i in res["Instances"]]
+    check(all(i["State"]["Name"] in ("shutting-down", "terminated") and "PrivateIpAddress" not in i for i in ds),
+          "terminated instances show no address")
+    if not status["fake_vms"]:
+        gone = False
+        for _ in range(100):
+            ids = {i["instance_id"]: i for i in cli.control("status", state=state)["instances"]}
+            if all(ids.get(x, {}).get("vm_state") in (None, "destroyed") for x in (iid, vpc["InstanceId"])):
+                gone = True
+                break
+            time.sleep(0.2)
+        check(gone, "their VMs are gone")
+    c.delete_key_pair(KeyName=kp)
+    subprocess.run(["rm", "-rf", tmp])
+
+    failed = RESULTS.count(False)
+    print(f"{len(RESULTS) - failed} passed, {failed} failed")
+    return 1 if failed else 0
