@@ -154,6 +154,27 @@ impl Ec2 {
             .collect())
     }
 
+    /// Whether the image exists and may be launched by these credentials (checked before a
+    /// create makes anything).
+    pub async fn image_exists(&self, image_id: &str) -> Result<bool, CloudError> {
+        match self
+            .client
+            .describe_images()
+            .image_ids(image_id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.images().iter().any(|i| i.image_id() == Some(image_id))),
+            Err(e) => {
+                let err = from_sdk("DescribeImages", &self.endpoint, e);
+                match err.code() {
+                    Some(c) if c.starts_with("InvalidAMIID") => Ok(false),
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
     /// Finds a security group by name; returns its id.
     pub async fn find_security_group(&self, name: &str) -> Result<Option<String>, CloudError> {
         let out = self

@@ -1,6 +1,11 @@
-//! The OS keyring through keyring-core: Secret Service on Linux (the kernel keyutils store when
-//! no Secret Service answers), Keychain on macOS, Credential Manager on Windows. Calls block:
-//! run them in `spawn_blocking`.
+//! The OS keyring: the Secret Service through keyring-core's zbus store on Linux, and when no
+//! Secret Service answers, the kernel's per-user keyring (keyutils). Calls block: run them in
+//! `spawn_blocking`.
+//!
+//! The kernel fallback talks to `linux-keyutils` directly instead of through
+//! `linux-keyutils-keyring-store`: that store insists on linking every key into the persistent
+//! keyring, which the kernel refuses (EACCES) in containers and user namespaces, so it could not
+//! store anything there. The user keyring (`@u`) has the same lifetime: until reboot.
 
 use std::sync::{Arc, OnceLock};
 
@@ -24,6 +29,12 @@ pub enum KeyringError {
         profile: String,
         source: keyring_core::Error,
     },
+    #[error("the kernel keyring refused to {action} the secret of profile {profile:?}: {message}")]
+    Kernel {
+        action: &'static str,
+        profile: String,
+        message: String,
+    },
 }
 
 /// Which store answered, and whether its secrets survive a reboot.
@@ -44,8 +55,14 @@ impl Backend {
     }
 }
 
+enum Store {
+    Core(Arc<CredentialStore>),
+    #[cfg(target_os = "linux")]
+    UserKeyring(linux_keyutils::KeyRing),
+}
+
 pub struct Keyring {
-    store: Arc<CredentialStore>,
+    store: Store,
     pub backend: Backend,
 }
 
@@ -72,10 +89,11 @@ impl Keyring {
     fn open_uncached() -> Result<Keyring, String> {
         let forced = std::env::var(BACKEND_ENV).ok();
         let keyutils = || -> Result<Keyring, String> {
-            let store: Arc<CredentialStore> =
-                linux_keyutils_keyring_store::Store::new().map_err(|e| format!("keyutils: {e}"))?;
+            use linux_keyutils::{KeyRing, KeyRingIdentifier};
+            let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true)
+                .map_err(|e| format!("kernel keyring: {e:?}"))?;
             Ok(Keyring {
-                store,
+                store: Store::UserKeyring(ring),
                 backend: Backend::KernelKeyutils,
             })
         };
@@ -84,7 +102,7 @@ impl Keyring {
         }
         match zbus_secret_service_keyring_store::Store::new() {
             Ok(store) => Ok(Keyring {
-                store,
+                store: Store::Core(store),
                 backend: Backend::SecretService,
             }),
             Err(e) if forced.as_deref() == Some("secret-service") => {
@@ -102,46 +120,94 @@ impl Keyring {
         Err("this build supports the Linux keyrings only".into())
     }
 
-    fn entry(&self, profile: &str) -> Result<Entry, KeyringError> {
-        Entry::new_in_store(&self.store, SERVICE, profile).map_err(|source| KeyringError::Access {
+    fn entry(store: &Arc<CredentialStore>, profile: &str) -> Result<Entry, KeyringError> {
+        Entry::new_in_store(store, SERVICE, profile).map_err(|source| KeyringError::Access {
             action: "open",
             profile: profile.into(),
             source,
         })
     }
 
+    /// The kernel key's description.
+    #[cfg(target_os = "linux")]
+    fn description(profile: &str) -> String {
+        format!("{SERVICE}:{profile}")
+    }
+
     pub fn set(&self, profile: &str, secret: &Secret<String>) -> Result<(), KeyringError> {
-        self.entry(profile)?
-            .set_password(secret.expose())
-            .map_err(|source| KeyringError::Access {
-                action: "store",
-                profile: profile.into(),
-                source,
-            })
+        match &self.store {
+            Store::Core(store) => Self::entry(store, profile)?
+                .set_password(secret.expose())
+                .map_err(|source| KeyringError::Access {
+                    action: "store",
+                    profile: profile.into(),
+                    source,
+                }),
+            #[cfg(target_os = "linux")]
+            Store::UserKeyring(ring) => ring
+                .add_key(&Self::description(profile), secret.expose().as_bytes())
+                .map(|_| ())
+                .map_err(|e| kernel_err("store", profile, e)),
+        }
     }
 
     pub fn get(&self, profile: &str) -> Result<Option<Secret<String>>, KeyringError> {
-        match self.entry(profile)?.get_password() {
-            Ok(s) => Ok(Some(Secret::new(s))),
-            Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(source) => Err(KeyringError::Access {
-                action: "read",
-                profile: profile.into(),
-                source,
-            }),
+        match &self.store {
+            Store::Core(store) => match Self::entry(store, profile)?.get_password() {
+                Ok(s) => Ok(Some(Secret::new(s))),
+                Err(keyring_core::Error::NoEntry) => Ok(None),
+                Err(source) => Err(KeyringError::Access {
+                    action: "read",
+                    profile: profile.into(),
+                    source,
+                }),
+            },
+            #[cfg(target_os = "linux")]
+            Store::UserKeyring(ring) => match ring.search(&Self::description(profile)) {
+                Ok(key) => {
+                    let bytes = key
+                        .read_to_vec()
+                        .map_err(|e| kernel_err("read", profile, e))?;
+                    Ok(Some(Secret::new(
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    )))
+                }
+                Err(linux_keyutils::KeyError::KeyDoesNotExist) => Ok(None),
+                Err(e) => Err(kernel_err("read", profile, e)),
+            },
         }
     }
 
     /// Removes the secret; returns whether there was one.
     pub fn delete(&self, profile: &str) -> Result<bool, KeyringError> {
-        match self.entry(profile)?.delete_credential() {
-            Ok(()) => Ok(true),
-            Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(source) => Err(KeyringError::Access {
-                action: "delete",
-                profile: profile.into(),
-                source,
-            }),
+        match &self.store {
+            Store::Core(store) => match Self::entry(store, profile)?.delete_credential() {
+                Ok(()) => Ok(true),
+                Err(keyring_core::Error::NoEntry) => Ok(false),
+                Err(source) => Err(KeyringError::Access {
+                    action: "delete",
+                    profile: profile.into(),
+                    source,
+                }),
+            },
+            #[cfg(target_os = "linux")]
+            Store::UserKeyring(ring) => match ring.search(&Self::description(profile)) {
+                Ok(key) => key
+                    .invalidate()
+                    .map(|_| true)
+                    .map_err(|e| kernel_err("delete", profile, e)),
+                Err(linux_keyutils::KeyError::KeyDoesNotExist) => Ok(false),
+                Err(e) => Err(kernel_err("delete", profile, e)),
+            },
         }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn kernel_err(action: &'static str, profile: &str, e: linux_keyutils::KeyError) -> KeyringError {
+    KeyringError::Kernel {
+        action,
+        profile: profile.into(),
+        message: format!("{e:?}"),
     }
 }

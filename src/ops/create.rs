@@ -152,6 +152,12 @@ pub async fn create(
             })?,
     };
     let ec2 = Ec2::connect(&target)?;
+    if !ec2.image_exists(&image).await? {
+        bail!(Hinted::new(
+            format!("image {image:?} does not exist on {}", target.endpoint),
+            "check --image: `euca-describe-images` lists the images you may use",
+        ));
+    }
     let store = Store::new(docker_config);
     let mut record = MachineRecord::new(opts.name.clone());
     record.cloud.endpoint = Some(target.endpoint.clone());

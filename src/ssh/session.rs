@@ -241,7 +241,8 @@ impl Session {
         let proto = |source| SshError::Protocol { addr, source };
         let mut channel = self.handle.channel_open_session().await.map_err(proto)?;
         // Login shells of non-root users often lack the sbin directories (dockerd lives there).
-        let full = format!("PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export PATH; {command}");
+        let full =
+            format!("PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export PATH; {command}");
         channel.exec(true, full).await.map_err(proto)?;
         if let Some(input) = stdin {
             channel.data(input).await.map_err(proto)?;

@@ -271,7 +271,7 @@ fn bad_input_fails_clearly_and_creates_nothing() {
         ),
         (
             vec!["create", "okname", "--image", "emi-doesnotexist"],
-            "RunInstances failed",
+            "image \"emi-doesnotexist\" does not exist",
         ),
         (
             vec![
@@ -328,11 +328,13 @@ fn bad_input_fails_clearly_and_creates_nothing() {
         "a failed create left a record"
     );
     let stats = user.stats();
-    assert_eq!(
-        stats.get("RunInstances").copied().unwrap_or(0),
-        1,
-        "only the unknown-image case may reach RunInstances: {stats:?}"
-    );
+    for action in ["RunInstances", "CreateSecurityGroup", "ImportKeyPair"] {
+        assert_eq!(
+            stats.get(action),
+            None,
+            "bad input reached {action}: {stats:?}"
+        );
+    }
     assert_nothing_left(&user, "okname");
 }
 

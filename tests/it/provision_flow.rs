@@ -6,8 +6,9 @@ use std::process::Command;
 use docker_euca::{names::MachineName, store::Store};
 
 use crate::support::{
-    DockerHome, ok, run, text,
+    DockerHome, ok, run,
     testbed::{User, env, unique},
+    text,
 };
 
 fn euca(home: &DockerHome, user: &User, args: &[&str]) -> Command {
@@ -23,15 +24,24 @@ fn image() -> String {
 
 /// OpenSSH into the machine with the key and pinned host key from its record.
 fn ssh_to(home: &DockerHome, name: &str, cmd: &str) -> std::process::Output {
-    let rec = Store::new(home.path()).load(&MachineName::new(name).unwrap()).unwrap();
-    let ip = if rec.cloud.use_private_address { rec.cloud.private_ip.clone() } else { rec.cloud.public_ip.clone() }.unwrap();
+    let rec = Store::new(home.path())
+        .load(&MachineName::new(name).unwrap())
+        .unwrap();
+    let ip = if rec.cloud.use_private_address {
+        rec.cloud.private_ip.clone()
+    } else {
+        rec.cloud.public_ip.clone()
+    }
+    .unwrap();
     crate::support::testbed::assert_testbed_address(ip.parse().unwrap());
     let known = home.path().join(format!("known-{name}"));
     std::fs::write(&known, format!("{ip} {}\n", rec.ssh.host_key.unwrap())).unwrap();
     run(Command::new("ssh")
         .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-        .arg("-o").arg(format!("UserKnownHostsFile={}", known.display()))
-        .arg("-i").arg(rec.ssh.key_path.unwrap())
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .arg("-i")
+        .arg(rec.ssh.key_path.unwrap())
         .arg(format!("{}@{ip}", rec.ssh.user.unwrap()))
         .arg(cmd))
 }
@@ -44,7 +54,9 @@ fn assert_nothing_left(user: &User, name: &str) {
         .filter(|i| i.state != "terminated")
         .collect();
     assert!(live.is_empty(), "instances left for {name}: {live:?}");
-    let group = crate::support::testbed::block_on(ec2.find_security_group(&format!("docker-euca-{name}"))).unwrap();
+    let group =
+        crate::support::testbed::block_on(ec2.find_security_group(&format!("docker-euca-{name}")))
+            .unwrap();
     assert!(group.is_none(), "security group left for {name}");
 }
 
@@ -56,44 +68,119 @@ fn create_edge_then_docker_cli_runs_a_container_through_the_context() {
     let name = unique("web");
     let user_data = home.path().join("user-data.yaml");
     std::fs::write(&user_data, "#cloud-config\nwrite_files:\n  - path: /etc/mine\n    content: kept\nruncmd:\n  - touch /root/runcmd-ran\n").unwrap();
-    let out = run(&mut euca(&home, &user, &[
-        "-D", "create", &name, "--image", &image(), "--engine-label", "env=test", "--engine-label", "tier=web",
-        "--user-data", user_data.to_str().unwrap(), "--use",
-    ]));
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &[
+            "-D",
+            "create",
+            &name,
+            "--image",
+            &image(),
+            "--engine-label",
+            "env=test",
+            "--engine-label",
+            "tier=web",
+            "--user-data",
+            user_data.to_str().unwrap(),
+            "--use",
+        ],
+    ));
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("{name} is ready: Docker ")) && stdout.contains(&format!("docker context use {name}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{name} is ready: Docker "))
+            && stdout.contains(&format!("docker context use {name}")),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ssh connections opened: 1;"), "one SSH connection for the whole provisioning:\n{stderr}");
+    assert!(
+        stderr.contains("ssh connections opened: 1;"),
+        "one SSH connection for the whole provisioning:\n{stderr}"
+    );
 
     // The real docker CLI through the context.
-    let version = ok(home.docker().args(["--context", &name, "version", "--format", "{{.Server.Version}}"]));
+    let version = ok(home.docker().args([
+        "--context",
+        &name,
+        "version",
+        "--format",
+        "{{.Server.Version}}",
+    ]));
     assert!(!version.trim().is_empty());
-    assert_eq!(ok(home.docker().args(["context", "show"])).trim(), name, "--use makes it current");
+    assert_eq!(
+        ok(home.docker().args(["context", "show"])).trim(),
+        name,
+        "--use makes it current"
+    );
     let tar = home.path().join("busybox.tar");
     crate::support::testbed::testbed(&["image-tar", tar.to_str().unwrap()]);
-    ok(home.docker().args(["--context", &name, "load", "-i"]).arg(&tar));
-    let hello = ok(home.docker().args(["--context", &name, "run", "--rm", "--network", "none", "euca-testbed/busybox:latest", "echo", "hello"]));
+    ok(home
+        .docker()
+        .args(["--context", &name, "load", "-i"])
+        .arg(&tar));
+    let hello = ok(home.docker().args([
+        "--context",
+        &name,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "euca-testbed/busybox:latest",
+        "echo",
+        "hello",
+    ]));
     assert_eq!(hello.trim(), "hello");
-    let labels = ok(home.docker().args(["--context", &name, "info", "--format", "{{json .Labels}}"]));
+    let labels =
+        ok(home
+            .docker()
+            .args(["--context", &name, "info", "--format", "{{json .Labels}}"]));
     for l in ["provider=eucalyptus", "env=test", "tier=web"] {
         assert!(labels.contains(l), "{labels}");
     }
     // The user's cloud-config was kept, next to ours.
-    let out = ssh_to(&home, &name, "cat /etc/mine; sudo test -e /root/runcmd-ran && echo ran");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("kept"), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ran"), "{}", text(&out));
+    let out = ssh_to(
+        &home,
+        &name,
+        "cat /etc/mine; sudo test -e /root/runcmd-ran && echo ran",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("kept"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ran"),
+        "{}",
+        text(&out)
+    );
     // TLS files are private.
     let tls = docker_euca::context::ContextStore::new(home.path()).tls_dir(&name);
-    assert_eq!(docker_euca::fsutil::mode_of(&tls.join("key.pem")), Some(0o600));
-    assert_eq!(docker_euca::fsutil::mode_of(&home.path().join(format!("euca/machines/{name}/certs/ca-key.pem"))), Some(0o600));
+    assert_eq!(
+        docker_euca::fsutil::mode_of(&tls.join("key.pem")),
+        Some(0o600)
+    );
+    assert_eq!(
+        docker_euca::fsutil::mode_of(
+            &home
+                .path()
+                .join(format!("euca/machines/{name}/certs/ca-key.pem"))
+        ),
+        Some(0o600)
+    );
 
     let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
     assert!(out.status.success(), "{}", text(&out));
     assert_nothing_left(&user, &name);
-    let contexts = ok(home.docker().args(["context", "ls", "--format", "{{.Name}}"]));
+    let contexts = ok(home
+        .docker()
+        .args(["context", "ls", "--format", "{{.Name}}"]));
     assert!(!contexts.lines().any(|l| l == name), "{contexts}");
-    assert_eq!(ok(home.docker().args(["context", "show"])).trim(), "default", "rm clears currentContext");
+    assert_eq!(
+        ok(home.docker().args(["context", "show"])).trim(),
+        "default",
+        "rm clears currentContext"
+    );
 }
 
 #[test]
@@ -102,11 +189,29 @@ fn create_in_vpc_mode_as_root() {
     let user = User::new();
     let name = unique("vroot");
     let subnet = env()["EUCA_TESTBED_SUBNET"].clone();
-    let out = run(&mut euca(&home, &user, &[
-        "create", &name, "--image", &image(), "--subnet", &subnet, "--use-private-address", "--ssh-user", "root",
-    ]));
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &[
+            "create",
+            &name,
+            "--image",
+            &image(),
+            "--subnet",
+            &subnet,
+            "--use-private-address",
+            "--ssh-user",
+            "root",
+        ],
+    ));
     assert!(out.status.success(), "{}", text(&out));
-    let url = ok(home.docker().args(["context", "inspect", &name, "--format", "{{.Endpoints.docker.Host}}"]));
+    let url = ok(home.docker().args([
+        "context",
+        "inspect",
+        &name,
+        "--format",
+        "{{.Endpoints.docker.Host}}",
+    ]));
     assert!(url.trim().starts_with("tcp://10.215.1."), "{url}");
     ok(home.docker().args(["--context", &name, "version"]));
     let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
@@ -120,7 +225,11 @@ fn a_vm_answering_with_another_host_key_is_refused_and_rolled_back() {
     let user = User::new();
     user.fault("RunInstances", &["--swap-host-key", "--count", "1"]);
     let name = unique("mitm");
-    let out = run(&mut euca(&home, &user, &["create", &name, "--image", &image()]));
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &["create", &name, "--image", &image()],
+    ));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not match the pinned one"), "{err}");
@@ -135,11 +244,25 @@ fn a_daemon_that_cannot_start_shows_its_log_and_leaves_nothing() {
     let home = DockerHome::new();
     let user = User::new();
     let name = unique("bad");
-    let out = run(&mut euca(&home, &user, &["create", &name, "--image", &image(), "--engine-opt", "no-such-dockerd-flag=1"]));
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &[
+            "create",
+            &name,
+            "--image",
+            &image(),
+            "--engine-opt",
+            "no-such-dockerd-flag=1",
+        ],
+    ));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the docker daemon did not start"), "{err}");
-    assert!(err.contains("no-such-dockerd-flag"), "the log tail names the bad flag:\n{err}");
+    assert!(
+        err.contains("no-such-dockerd-flag"),
+        "the log tail names the bad flag:\n{err}"
+    );
     assert_nothing_left(&user, &name);
     assert!(!docker_euca::context::ContextStore::new(home.path()).exists(&name));
 }
