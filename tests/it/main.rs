@@ -2,6 +2,7 @@
 //! `support` holds the shared set-up. These tests use the real programs: the docker CLI,
 //! dockerd, openssl, and (from the testbed issues on) the local Eucalyptus testbed.
 
+mod after_down;
 mod contexts;
 mod create_rm;
 mod credentials;
