@@ -34,7 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a Docker host on the cloud
-    Create(commands::create::CreateArgs),
+    Create(Box<commands::create::CreateArgs>),
     /// Remove machines and everything they have in the cloud
     #[command(visible_alias = "remove")]
     Rm(commands::rm::RmArgs),
@@ -102,7 +102,7 @@ pub fn main(invocation: Invocation) -> ExitCode {
 
 async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Create(args) => commands::create::run(ctx, args).await,
+        Command::Create(args) => commands::create::run(ctx, *args).await,
         Command::Rm(args) => commands::rm::run(ctx, args).await,
         Command::Login(args) => commands::login::run(ctx, args).await,
         Command::Logout(args) => commands::login::logout(ctx, args).await,

@@ -530,16 +530,15 @@ impl Ec2 {
     ) -> Result<InstanceInfo, CloudError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(info) = self.describe_instance(id).await? {
-                if usable_address(
+            if let Some(info) = self.describe_instance(id).await?
+                && usable_address(
                     info.public_ip.as_deref(),
                     info.private_ip.as_deref(),
                     use_private,
                 )
                 .is_some()
-                {
-                    return Ok(info);
-                }
+            {
+                return Ok(info);
             }
             if tokio::time::Instant::now() >= deadline {
                 let what = if use_private {

@@ -105,12 +105,15 @@ pub fn split_region_url(value: &str) -> (Option<String>, String) {
     }
 }
 
+/// Reads a profile's secret key.
+pub type SecretLookup = dyn Fn(&str) -> Result<Option<Secret<String>>, KeyringError>;
+
 /// Where settings can come from; `env` is a function so tests can feed their own.
 pub struct Sources<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     pub profiles: &'a Profiles,
     /// Reads a profile's secret (the OS keyring in real use).
-    pub secret_of: &'a dyn Fn(&str) -> Result<Option<Secret<String>>, KeyringError>,
+    pub secret_of: &'a SecretLookup,
     /// `~/.euca` (a directory of *.ini) or a file.
     pub euca2ools: Option<PathBuf>,
 }

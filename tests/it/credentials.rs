@@ -108,7 +108,7 @@ fn round_trip(keyring: &str) {
         assert!(said.contains("Secret Service"), "{said}");
     }
     assert!(
-        user.stats().get("DescribeAvailabilityZones").is_some(),
+        user.stats().contains_key("DescribeAvailabilityZones"),
         "login must check the keys with a real call"
     );
 
