@@ -26,8 +26,10 @@ pub mod progress;
 pub mod provision;
 pub mod report;
 pub mod secret;
+pub mod shellenv;
 pub mod ssh;
 pub mod store;
+pub mod template;
 pub mod tls;
 
 use std::process::ExitCode;
