@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     commands::{self, Ctx},
+    ops::power::Power,
     plugin::{self, GlobalFlags, Invocation},
     report,
 };
@@ -38,6 +39,40 @@ pub enum Command {
     /// Remove machines and everything they have in the cloud
     #[command(visible_alias = "remove")]
     Rm(commands::rm::RmArgs),
+    /// List machines (one cloud call per endpoint)
+    Ls(commands::ls::LsArgs),
+    /// Show a machine's record (it holds no secret)
+    Inspect(commands::inspect::InspectArgs),
+    /// Show the instance's state
+    Status(commands::inspect::StatusArgs),
+    /// Show the machine's address
+    Ip(commands::inspect::NameArgs),
+    /// Show the docker endpoint URL
+    Url(commands::inspect::NameArgs),
+    /// Print the docker CLI flags for the machine
+    Config(commands::inspect::NameArgs),
+    /// Make the machine's context the current one
+    Use(commands::inspect::NameArgs),
+    /// Print the environment variables that point docker at the machine
+    Env(commands::env::EnvArgs),
+    /// Log in over SSH (host key pinned), or run a command
+    Ssh(commands::ssh::SshArgs),
+    /// Copy files to or from a machine over SSH
+    Scp(commands::ssh::ScpArgs),
+    /// Start machines (a new address is handled: certificate reissued, context updated)
+    Start(commands::power::PowerArgs),
+    /// Stop machines
+    Stop(commands::power::PowerArgs),
+    /// Restart machines
+    Restart(commands::power::PowerArgs),
+    /// Force machines to stop
+    Kill(commands::power::PowerArgs),
+    /// Issue new TLS certificates for a machine
+    RegenerateCerts(commands::power::RegenerateArgs),
+    /// Re-run provisioning on a machine (idempotent)
+    Provision(commands::power::ProvisionArgs),
+    /// Print a shell completion script
+    Completion(commands::completion::CompletionArgs),
     /// Check cloud credentials and keep them in the OS keyring
     Login(commands::login::LoginArgs),
     /// Remove a credential profile and its secret
@@ -104,6 +139,23 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create(args) => commands::create::run(ctx, *args).await,
         Command::Rm(args) => commands::rm::run(ctx, args).await,
+        Command::Ls(args) => commands::ls::run(ctx, args).await,
+        Command::Inspect(args) => commands::inspect::inspect(ctx, args),
+        Command::Status(args) => commands::inspect::status(ctx, args).await,
+        Command::Ip(args) => commands::inspect::ip(ctx, args),
+        Command::Url(args) => commands::inspect::url(ctx, args),
+        Command::Config(args) => commands::inspect::config(ctx, args),
+        Command::Use(args) => commands::inspect::use_machine(ctx, args),
+        Command::Env(args) => commands::env::run(ctx, args),
+        Command::Ssh(args) => commands::ssh::run(ctx, args).await,
+        Command::Scp(args) => commands::ssh::scp(ctx, args).await,
+        Command::Start(args) => commands::power::run(ctx, args, Power::Start).await,
+        Command::Stop(args) => commands::power::run(ctx, args, Power::Stop).await,
+        Command::Restart(args) => commands::power::run(ctx, args, Power::Restart).await,
+        Command::Kill(args) => commands::power::run(ctx, args, Power::Kill).await,
+        Command::RegenerateCerts(args) => commands::power::regenerate(ctx, args).await,
+        Command::Provision(args) => commands::power::provision(ctx, args).await,
+        Command::Completion(args) => commands::completion::run(args),
         Command::Login(args) => commands::login::run(ctx, args).await,
         Command::Logout(args) => commands::login::logout(ctx, args).await,
         Command::Profiles(args) => commands::login::profiles(ctx, args),

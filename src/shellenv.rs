@@ -16,7 +16,11 @@ pub enum Shell {
 
 impl Shell {
     pub fn parse(name: &str) -> Option<Shell> {
-        let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim_end_matches(".exe");
+        let base = name
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(name)
+            .trim_end_matches(".exe");
         Some(match base {
             "bash" | "sh" | "dash" | "ksh" => Shell::Bash,
             "zsh" => Shell::Zsh,
@@ -31,12 +35,17 @@ impl Shell {
 
     /// From `$SHELL`, else bash.
     pub fn from_env() -> Shell {
-        std::env::var("SHELL").ok().and_then(|s| Shell::parse(&s)).unwrap_or(Shell::Bash)
+        std::env::var("SHELL")
+            .ok()
+            .and_then(|s| Shell::parse(&s))
+            .unwrap_or(Shell::Bash)
     }
 
     fn set(self, out: &mut String, key: &str, value: &str) {
         let _ = match self {
-            Shell::Bash | Shell::Zsh => writeln!(out, "export {key}=\"{}\"", value.replace('"', "\\\"")),
+            Shell::Bash | Shell::Zsh => {
+                writeln!(out, "export {key}=\"{}\"", value.replace('"', "\\\""))
+            }
             Shell::Fish => writeln!(out, "set -gx {key} \"{}\";", value.replace('"', "\\\"")),
             Shell::PowerShell => writeln!(out, "$Env:{key} = \"{}\"", value.replace('"', "`\"")),
             Shell::Cmd => writeln!(out, "SET {key}={value}"),
@@ -61,9 +70,17 @@ impl Shell {
             Shell::Bash | Shell::Zsh => ("#", format!("eval $({command})")),
             Shell::Fish => ("#", format!("eval ({command})")),
             Shell::PowerShell => ("#", format!("& {command} | Invoke-Expression")),
-            Shell::Cmd => ("REM", format!("@FOR /f \"tokens=*\" %i IN ('{command}') DO @%i")),
+            Shell::Cmd => (
+                "REM",
+                format!("@FOR /f \"tokens=*\" %i IN ('{command}') DO @%i"),
+            ),
             Shell::Tcsh => (":", format!("eval `{command}`")),
-            Shell::Emacs => (";;", format!("(with-temp-buffer (shell-command \"{command}\" (current-buffer)) (eval-buffer))")),
+            Shell::Emacs => (
+                ";;",
+                format!(
+                    "(with-temp-buffer (shell-command \"{command}\" (current-buffer)) (eval-buffer))"
+                ),
+            ),
         };
         let _ = writeln!(out, "{comment} Run this command to configure your shell:");
         let _ = writeln!(out, "{comment} {apply}");
@@ -98,12 +115,27 @@ mod tests {
     fn every_shell_has_its_syntax() {
         let vars = [("DOCKER_HOST", "tcp://1.2.3.4:2376".to_string())];
         let cmd = "docker euca env web1";
-        assert!(render_set(Shell::PowerShell, &vars, cmd).starts_with("$Env:DOCKER_HOST = \"tcp://1.2.3.4:2376\"\n# Run"));
-        assert!(render_set(Shell::Cmd, &vars, cmd).contains("SET DOCKER_HOST=tcp://1.2.3.4:2376\nREM Run"));
-        assert!(render_set(Shell::Emacs, &vars, cmd).starts_with("(setenv \"DOCKER_HOST\" \"tcp://1.2.3.4:2376\")\n;; Run"));
-        assert!(render_unset(Shell::PowerShell, &["DOCKER_HOST"], cmd).starts_with("Remove-Item Env:\\\\DOCKER_HOST"));
+        assert!(
+            render_set(Shell::PowerShell, &vars, cmd)
+                .starts_with("$Env:DOCKER_HOST = \"tcp://1.2.3.4:2376\"\n# Run")
+        );
+        assert!(
+            render_set(Shell::Cmd, &vars, cmd)
+                .contains("SET DOCKER_HOST=tcp://1.2.3.4:2376\nREM Run")
+        );
+        assert!(
+            render_set(Shell::Emacs, &vars, cmd)
+                .starts_with("(setenv \"DOCKER_HOST\" \"tcp://1.2.3.4:2376\")\n;; Run")
+        );
+        assert!(
+            render_unset(Shell::PowerShell, &["DOCKER_HOST"], cmd)
+                .starts_with("Remove-Item Env:\\\\DOCKER_HOST")
+        );
         assert!(render_unset(Shell::Cmd, &["DOCKER_HOST"], cmd).starts_with("SET DOCKER_HOST=\n"));
-        assert!(render_unset(Shell::Emacs, &["DOCKER_HOST"], cmd).starts_with("(setenv \"DOCKER_HOST\" nil)"));
+        assert!(
+            render_unset(Shell::Emacs, &["DOCKER_HOST"], cmd)
+                .starts_with("(setenv \"DOCKER_HOST\" nil)")
+        );
     }
 
     #[test]

@@ -2,9 +2,15 @@
 
 pub mod cloud_args;
 pub mod complete;
+pub mod completion;
 pub mod create;
+pub mod env;
+pub mod inspect;
 pub mod login;
+pub mod ls;
+pub mod power;
 pub mod rm;
+pub mod ssh;
 pub mod version;
 
 use std::path::PathBuf;

@@ -1,11 +1,16 @@
 //! Operations: what a command does, with typed inputs (`<Verb>Options`) and no clap. Each
 //! command module is a thin wrapper around one of these.
 
+pub mod certs;
 pub mod cloud_target;
 pub mod create;
 pub mod login;
+pub mod ls;
+pub mod machine;
+pub mod power;
 pub mod provision;
 pub mod rm;
+pub mod scp;
 
 pub use create::{CreateOptions, create};
 pub use login::{LoginOptions, login, logout};

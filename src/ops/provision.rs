@@ -21,6 +21,35 @@ use crate::{
     tls::{CertificateAuthority, DEFAULT_VALIDITY_DAYS, San},
 };
 
+impl ProvisionPlan {
+    /// The plan a machine was created with, from its record (for `provision`).
+    pub fn from_record(record: &MachineRecord, stage_timeout: Duration) -> ProvisionPlan {
+        let e = &record.engine;
+        ProvisionPlan {
+            engine: EngineOptions {
+                opts: e.opts.clone(),
+                labels: e.labels.clone(),
+                storage_driver: e.storage_driver.clone(),
+                registry_mirrors: e.registry_mirrors.clone(),
+                insecure_registries: e.insecure_registries.clone(),
+                env: e.env.clone(),
+            },
+            install: match e.install.as_deref() {
+                None | Some("package") => EngineInstall::Package,
+                Some("skip") => EngineInstall::Skip,
+                Some(url) => EngineInstall::Url(url.to_string()),
+            },
+            tls_sans: e.tls_sans.clone(),
+            context_name: e
+                .context_name
+                .clone()
+                .unwrap_or_else(|| record.name.to_string()),
+            use_context: false,
+            stage_timeout,
+        }
+    }
+}
+
 /// What to provision.
 #[derive(Debug, Clone)]
 pub struct ProvisionPlan {
@@ -284,6 +313,16 @@ pub async fn provision_machine(
         r.engine.url = Some(url.clone());
         r.engine.tls_sans = plan.tls_sans.clone();
         r.engine.labels = plan.engine.labels.clone();
+        r.engine.opts = plan.engine.opts.clone();
+        r.engine.storage_driver = plan.engine.storage_driver.clone();
+        r.engine.registry_mirrors = plan.engine.registry_mirrors.clone();
+        r.engine.insecure_registries = plan.engine.insecure_registries.clone();
+        r.engine.env = plan.engine.env.clone();
+        r.engine.install = Some(match &plan.install {
+            EngineInstall::Package => "package".into(),
+            EngineInstall::Skip => "skip".into(),
+            EngineInstall::Url(u) => u.clone(),
+        });
     })?;
     progress.stage(format!("verifying {url} over mutual TLS"));
     let version = verify(docker_config, &plan.context_name, &url, plan.stage_timeout).await?;

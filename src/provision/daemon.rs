@@ -166,6 +166,15 @@ pub async fn apply(
     session
         .upload(config.path, config.contents.as_bytes(), 0o644)
         .await?;
+    restart_and_wait(session, facts, timeout).await
+}
+
+/// Restarts (and enables) the daemon with its current configuration and waits for its port.
+pub async fn restart_and_wait(
+    session: &Session,
+    facts: &HostFacts,
+    timeout: Duration,
+) -> Result<(), ProvisionError> {
     let restart = session
         .exec(&restart_command(facts.init, session.sudo()))
         .await?;

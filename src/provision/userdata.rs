@@ -133,7 +133,10 @@ mod tests {
         let doc: serde_json::Value =
             serde_json::from_str(&text["#cloud-config\n".len()..]).unwrap();
         assert_eq!(doc["ssh_authorized_keys"][0], "ssh-ed25519 AAAAC3 client");
-        assert_eq!(doc["ssh_keys"]["ed25519_public"], "ssh-ed25519 AAAAH host\n");
+        assert_eq!(
+            doc["ssh_keys"]["ed25519_public"],
+            "ssh-ed25519 AAAAH host\n"
+        );
     }
 
     #[test]

@@ -298,12 +298,24 @@ impl Session {
     /// Writes `contents` to `path` on the host atomically with `mode` (as root through sudo
     /// when needed). The contents travel on the channel, never on a command line.
     pub async fn upload(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), SshError> {
+        self.upload_as(path, contents, mode, true).await
+    }
+
+    /// Like [`Session::upload`]; `as_root: false` writes as the login user (for `scp`).
+    pub async fn upload_as(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        as_root: bool,
+    ) -> Result<(), SshError> {
         let q = shell_quote(path);
         let tmp = shell_quote(&format!("{path}.docker-euca.tmp"));
         let script = format!(
             "umask 077; mkdir -p \"$(dirname {q})\" && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {q}"
         );
-        let command = format!("{}sh -c {}", self.sudo(), shell_quote(&script));
+        let sudo = if as_root { self.sudo() } else { "" };
+        let command = format!("{sudo}sh -c {}", shell_quote(&script));
         let out = self.exec_with_input(&command, Some(contents)).await?;
         if out.status != 0 {
             return Err(SshError::Command {
@@ -313,6 +325,95 @@ impl Session {
             });
         }
         Ok(())
+    }
+
+    /// Runs `command` with its output streamed to ours as it arrives; with `forward_stdin`, our
+    /// stdin feeds it. With `pty` (an interactive login when `command` is empty) the remote side
+    /// gets a terminal of our size. Returns the remote exit status.
+    pub async fn run_attached(
+        &self,
+        command: Option<&str>,
+        pty: Option<(String, u32, u32)>,
+        forward_stdin: bool,
+    ) -> Result<u32, SshError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.target.addr;
+        let proto = |source| SshError::Protocol { addr, source };
+        let channel = self.handle.channel_open_session().await.map_err(proto)?;
+        if let Some((term, cols, rows)) = &pty {
+            channel
+                .request_pty(true, term, *cols, *rows, 0, 0, &[])
+                .await
+                .map_err(proto)?;
+        }
+        match command {
+            Some(c) => {
+                channel
+                    .exec(
+                        true,
+                        format!("PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export PATH; {c}"),
+                    )
+                    .await
+            }
+            None => channel.request_shell(true).await,
+        }
+        .map_err(proto)?;
+        let (mut read, write) = channel.split();
+        let feeder = if forward_stdin {
+            Some(tokio::spawn(async move {
+                let mut stdin = tokio::io::stdin();
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match stdin.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if write.data(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = write.eof().await;
+            }))
+        } else {
+            let _ = write.eof().await;
+            None
+        };
+        let mut stdout = tokio::io::stdout();
+        let mut stderr = tokio::io::stderr();
+        let mut status = None;
+        while let Some(msg) = read.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    let _ = stdout.write_all(&data).await;
+                    let _ = stdout.flush().await;
+                }
+                ChannelMsg::ExtendedData { data, .. } => {
+                    let _ = stderr.write_all(&data).await;
+                    let _ = stderr.flush().await;
+                }
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::ExitSignal { .. } => status = Some(128),
+                _ => {}
+            }
+        }
+        if let Some(f) = feeder {
+            f.abort();
+        }
+        Ok(status.unwrap_or(255))
+    }
+
+    /// Reads a remote file.
+    pub async fn download(&self, path: &str) -> Result<Vec<u8>, SshError> {
+        let out = self.exec(&format!("cat -- {}", shell_quote(path))).await?;
+        if out.status != 0 {
+            return Err(SshError::Command {
+                command: format!("read {path}"),
+                status: out.status,
+                stderr: out.stderr_text().trim().to_string(),
+            });
+        }
+        Ok(out.stdout)
     }
 
     pub async fn close(self) {

@@ -57,12 +57,21 @@ pub struct SshRecord {
 
 /// The docker engine side: the context written and the daemon's TLS endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EngineRecord {
     pub context_name: Option<String>,
     pub url: Option<String>,
     pub tls_sans: Vec<String>,
     pub labels: Vec<String>,
     pub version: Option<String>,
+    /// How the engine was installed: `package`, `skip` or the install script's URL.
+    pub install: Option<String>,
+    /// `--engine-opt`s, as given.
+    pub opts: Vec<String>,
+    pub storage_driver: Option<String>,
+    pub registry_mirrors: Vec<String>,
+    pub insecure_registries: Vec<String>,
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,109 @@
+//! `docker euca ls`
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use super::{Ctx, cloud_args::CloudArgs};
+use crate::{
+    ops::ls::{self, LsOptions, MachineRow},
+    report::Hinted,
+    template,
+};
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only names
+    #[arg(short, long)]
+    quiet: bool,
+    /// Filter: name=PATTERN (`*` wildcards) or state=STATE (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    filters: Vec<String>,
+    /// table, json, or a template such as '{{.Name}} {{.State}}'
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Daemon check timeout, in seconds
+    #[arg(short, long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+    #[command(flatten)]
+    cloud: CloudArgs,
+}
+
+pub async fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<()> {
+    let mut opts = LsOptions {
+        timeout: Duration::from_secs(args.timeout),
+        cloud: args.cloud.into(),
+        ..Default::default()
+    };
+    for f in &args.filters {
+        match f.split_once('=') {
+            Some(("name", v)) => opts.name_filters.push(v.to_string()),
+            Some(("state", v)) => opts.state_filters.push(v.to_string()),
+            _ => bail!(Hinted::new(
+                format!("unknown filter {f:?}"),
+                "use name=PATTERN or state=Running|Stopped|…"
+            )),
+        }
+    }
+    let format = args.format.strip_prefix("table ").map(str::to_string);
+    if !matches!(args.format.as_str(), "table" | "json") {
+        template::validate(format.as_deref().unwrap_or(&args.format))?;
+    }
+    let rows = ls::ls(&ctx.docker_config, &opts).await?;
+    if args.quiet {
+        for r in &rows {
+            println!("{}", r.name);
+        }
+        return Ok(());
+    }
+    match args.format.as_str() {
+        "table" => print_table(&rows),
+        "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
+        custom => {
+            let t = format.as_deref().unwrap_or(custom);
+            for r in &rows {
+                println!("{}", template::render(t, &serde_json::to_value(r)?)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[MachineRow]) {
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                if r.active { "*".into() } else { "-".into() },
+                r.state.clone(),
+                r.url.clone(),
+                r.docker.clone(),
+                r.errors.clone(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "ACTIVE", "STATE", "URL", "DOCKER", "ERRORS"];
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cols: [&str; 6]| {
+        let mut s = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            if i == 5 {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}   ", width = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header);
+    for row in &cells {
+        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+    }
+}

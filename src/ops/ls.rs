@@ -1,0 +1,240 @@
+//! `ls`: one DescribeInstances per (endpoint, region, profile), never one per machine; daemon
+//! versions checked concurrently, bounded, each with a timeout.
+
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
+
+use serde::Serialize;
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use super::machine::{ec2_for, group_by_cloud};
+use crate::{
+    context::{ConfigFile, ContextStore},
+    credentials::CloudFlags,
+    engine,
+    store::{MachineState, Store},
+};
+
+/// At most this many daemon checks run at once.
+pub const DAEMON_CHECKS_IN_FLIGHT: usize = 16;
+
+#[derive(Debug, Clone, Default)]
+pub struct LsOptions {
+    pub timeout: Duration,
+    pub cloud: CloudFlags,
+    pub name_filters: Vec<String>,
+    pub state_filters: Vec<String>,
+}
+
+/// One row of `ls`; also what `--format` templates see.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MachineRow {
+    pub name: String,
+    pub active: bool,
+    pub state: String,
+    #[serde(rename = "URL")]
+    pub url: String,
+    pub docker: String,
+    pub errors: String,
+    #[serde(rename = "InstanceID")]
+    pub instance_id: String,
+    #[serde(rename = "PublicIP")]
+    pub public_ip: String,
+    #[serde(rename = "PrivateIP")]
+    pub private_ip: String,
+    pub endpoint: String,
+}
+
+/// `name=` matches names with `*` wildcards (docker's filters match substrings; so do we when
+/// there is no wildcard).
+fn name_matches(name: &str, pattern: &str) -> bool {
+    if !pattern.contains('*') {
+        return name.contains(pattern);
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            continue;
+        }
+        match rest.find(part) {
+            Some(pos) if i == 0 && pos != 0 => return false,
+            Some(pos) => rest = &rest[pos + part.len()..],
+            None => return false,
+        }
+    }
+    parts
+        .last()
+        .is_none_or(|last| last.is_empty() || name.ends_with(last))
+}
+
+pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<MachineRow>> {
+    let store = Store::new(docker_config);
+    let mut rows = Vec::new();
+    let mut records = Vec::new();
+    for entry in store.list()? {
+        match entry {
+            Ok(r) => records.push(r),
+            Err(e) => rows.push(MachineRow {
+                state: "Error".into(),
+                errors: e.to_string(),
+                ..Default::default()
+            }),
+        }
+    }
+    records.retain(|r| {
+        opts.name_filters.is_empty()
+            || opts
+                .name_filters
+                .iter()
+                .any(|p| name_matches(r.name.as_str(), p))
+    });
+    let current = ConfigFile::new(docker_config)
+        .current_context()
+        .ok()
+        .flatten();
+
+    // One DescribeInstances per cloud, all clouds at once.
+    let mut describes = JoinSet::new();
+    for (key, group) in group_by_cloud(records) {
+        let docker_config = docker_config.to_path_buf();
+        let flags = opts.cloud.clone();
+        describes.spawn(async move {
+            let ids: Vec<String> = group
+                .iter()
+                .filter_map(|r| r.cloud.instance_id.clone())
+                .collect();
+            let result = async {
+                if ids.is_empty() {
+                    return anyhow::Ok(Vec::new());
+                }
+                let ec2 = ec2_for(&docker_config, &key, &flags).await?;
+                Ok(ec2.describe_instances(&ids).await?)
+            }
+            .await;
+            (group, result)
+        });
+    }
+    let mut pending = Vec::new();
+    while let Some(joined) = describes.join_next().await {
+        let (group, result) = joined?;
+        let (infos, cloud_error) = match result {
+            Ok(infos) => (
+                infos
+                    .into_iter()
+                    .map(|i| (i.id.clone(), i))
+                    .collect::<HashMap<_, _>>(),
+                None,
+            ),
+            Err(e) => (HashMap::new(), Some(format!("{e:#}"))),
+        };
+        for r in group {
+            let context = r
+                .engine
+                .context_name
+                .clone()
+                .unwrap_or_else(|| r.name.to_string());
+            let info = r.cloud.instance_id.as_ref().and_then(|id| infos.get(id));
+            let state = match (&r.state, info, &cloud_error) {
+                (MachineState::Creating, _, _) if r.engine.url.is_none() => "Creating".to_string(),
+                (MachineState::Failed, _, _) => "Failed".to_string(),
+                (_, Some(i), _) => capitalise(&i.state),
+                (_, None, Some(_)) => "Unknown".to_string(),
+                (_, None, None) if r.cloud.instance_id.is_some() => "NotFound".to_string(),
+                _ => "None".to_string(),
+            };
+            let mut errors = cloud_error.clone().unwrap_or_default();
+            if state == "NotFound" {
+                errors = "the instance no longer exists in the cloud".into();
+            }
+            let row = MachineRow {
+                name: r.name.to_string(),
+                active: current.as_deref() == Some(context.as_str()),
+                state,
+                url: r.engine.url.clone().unwrap_or_default(),
+                docker: String::new(),
+                errors,
+                instance_id: r.cloud.instance_id.clone().unwrap_or_default(),
+                public_ip: info
+                    .and_then(|i| i.public_ip.clone())
+                    .or(r.cloud.public_ip.clone())
+                    .unwrap_or_default(),
+                private_ip: info
+                    .and_then(|i| i.private_ip.clone())
+                    .or(r.cloud.private_ip.clone())
+                    .unwrap_or_default(),
+                endpoint: r.cloud.endpoint.clone().unwrap_or_default(),
+            };
+            pending.push((row, context));
+        }
+    }
+
+    // Daemon checks, bounded and each with the timeout.
+    let limit = Arc::new(Semaphore::new(DAEMON_CHECKS_IN_FLIGHT));
+    let contexts = ContextStore::new(docker_config);
+    let mut checks = JoinSet::new();
+    for (i, (row, context)) in pending.iter().enumerate() {
+        if row.state != "Running" || row.url.is_empty() {
+            continue;
+        }
+        let (url, tls_dir, limit, timeout) = (
+            row.url.clone(),
+            contexts.tls_dir(context),
+            limit.clone(),
+            opts.timeout,
+        );
+        checks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (i, engine::version(&url, &tls_dir, timeout).await)
+        });
+    }
+    while let Some(joined) = checks.join_next().await {
+        let (i, result) = joined?;
+        match result {
+            Ok(v) => pending[i].0.docker = format!("v{}", v.version),
+            Err(e) => pending[i].0.errors = e.to_string(),
+        }
+    }
+    rows.extend(pending.into_iter().map(|(row, _)| row));
+    rows.retain(|r| {
+        opts.state_filters.is_empty()
+            || opts
+                .state_filters
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&r.state))
+    });
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+fn capitalise(s: &str) -> String {
+    s.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_filters() {
+        assert!(name_matches("web1", "web"));
+        assert!(name_matches("web1", "web*"));
+        assert!(name_matches("prod-web1", "*web*"));
+        assert!(!name_matches("prod-web1", "web*"));
+        assert!(name_matches("web1", "*1"));
+        assert!(!name_matches("web12", "web*1x"));
+    }
+
+    #[test]
+    fn states_read_like_docker_machine() {
+        assert_eq!(capitalise("running"), "Running");
+        assert_eq!(capitalise("shutting-down"), "ShuttingDown");
+    }
+}
