@@ -88,8 +88,12 @@ pub fn main(invocation: Invocation) -> ExitCode {
     let (globals, args, help) = match invocation {
         Invocation::Run { globals, args } => (globals, args, false),
         Invocation::Help { globals, args } => (globals, args, true),
-        Invocation::Complete { args, .. } => {
-            print!("{}", commands::complete::complete(&Cli::command(), &args));
+        Invocation::Complete { globals, args } => {
+            let machines = crate::store::Store::new(&globals.docker_config_dir()).names();
+            print!(
+                "{}",
+                commands::complete::complete(&Cli::command(), &args, &machines)
+            );
             return ExitCode::SUCCESS;
         }
     };

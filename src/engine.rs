@@ -20,6 +20,14 @@ pub enum EngineError {
     Timeout { url: String, timeout: Duration },
 }
 
+impl EngineError {
+    pub fn hint(&self) -> String {
+        "check that the instance runs and its security group lets you reach port 2376 (--allow-cidr); \
+         `docker euca regenerate-certs NAME` if its address changed outside docker-euca"
+            .into()
+    }
+}
+
 /// What `/version` says about the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineVersion {
@@ -58,9 +66,15 @@ pub async fn version(
             url: url.to_string(),
             timeout,
         })?
-        .map_err(|source| EngineError::Version {
-            url: url.to_string(),
-            source,
+        .map_err(|source| match source {
+            bollard::errors::Error::RequestTimeoutError => EngineError::Timeout {
+                url: url.to_string(),
+                timeout,
+            },
+            source => EngineError::Version {
+                url: url.to_string(),
+                source,
+            },
         })?;
     Ok(EngineVersion {
         version: v.version.unwrap_or_default(),

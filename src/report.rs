@@ -62,6 +62,15 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<crate::ssh::SshError>() {
             return e.hint();
         }
+        if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>() {
+            return Some(e.hint());
+        }
+        if cause.is::<crate::template::TemplateError>() {
+            return Some(
+                "placeholders look like {{.Name}} or {{json .}}; `--format json` shows the fields"
+                    .into(),
+            );
+        }
         if let Some(e) = cause.downcast_ref::<CredentialsError>() {
             return e.hint();
         }

@@ -8,8 +8,9 @@ use clap::Command;
 /// Cobra's ShellCompDirectiveNoFileComp: do not fall back to file names.
 const NO_FILE_COMP: u32 = 4;
 
-/// Candidates for the last (partial) word of `args`, given the words before it.
-pub fn complete(root: &Command, args: &[OsString]) -> String {
+/// Candidates for the last (partial) word of `args`, given the words before it; `machines`
+/// are offered where a command takes machine names.
+pub fn complete(root: &Command, args: &[OsString], machines: &[String]) -> String {
     let words: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -38,7 +39,7 @@ pub fn complete(root: &Command, args: &[OsString]) -> String {
             }
         }
         out.push_str("--help\tPrint help\n");
-    } else {
+    } else if cmd.has_subcommands() {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             if sub.get_name().starts_with(partial) {
                 push(
@@ -46,6 +47,20 @@ pub fn complete(root: &Command, args: &[OsString]) -> String {
                     sub.get_name(),
                     sub.get_about().map(|h| h.to_string()),
                 );
+            }
+        }
+    } else {
+        let takes_names = cmd
+            .get_positionals()
+            .any(|a| matches!(a.get_id().as_str(), "name" | "names"));
+        let takes_paths = cmd
+            .get_positionals()
+            .any(|a| matches!(a.get_id().as_str(), "src" | "dst"));
+        for m in machines.iter().filter(|m| m.starts_with(partial)) {
+            if takes_names {
+                push(&mut out, m, None);
+            } else if takes_paths {
+                push(&mut out, &format!("{m}:"), None);
             }
         }
     }
@@ -70,10 +85,15 @@ mod tests {
     #[test]
     fn completes_commands_and_flags() {
         let root = crate::cli::Cli::command();
-        let out = complete(&root, &["ver".into()]);
+        let out = complete(&root, &["ver".into()], &[]);
         assert!(out.starts_with("version\t"), "{out}");
         assert!(out.ends_with(":4\n"));
-        let out = complete(&root, &["version".into(), "--de".into()]);
+        let out = complete(&root, &["version".into(), "--de".into()], &[]);
         assert!(out.contains("--debug"), "{out}");
+        let machines = ["web1".to_string(), "db1".to_string()];
+        let out = complete(&root, &["rm".into(), "w".into()], &machines);
+        assert_eq!(out, "web1\n:4\n");
+        let out = complete(&root, &["scp".into(), "d".into()], &machines);
+        assert_eq!(out, "db1:\n:4\n");
     }
 }

@@ -158,6 +158,21 @@ impl Store {
         Ok((record, out))
     }
 
+    /// The names of all machines (no record is parsed: cheap enough for shell completion).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.machines_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("machine.json").exists())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     /// All records, sorted by name. Damaged records are reported, not skipped silently.
     pub fn list(&self) -> Result<Vec<Result<MachineRecord, StoreError>>, StoreError> {
         let dir = self.machines_dir();

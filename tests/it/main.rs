@@ -6,6 +6,7 @@ mod after_down;
 mod contexts;
 mod create_rm;
 mod credentials;
+mod lifecycle;
 mod mtls;
 mod plugin_protocol;
 mod provision_flow;

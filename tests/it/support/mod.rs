@@ -82,4 +82,5 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+pub mod bench;
 pub mod testbed;
