@@ -128,8 +128,15 @@ pub fn main(invocation: Invocation) -> ExitCode {
     let outcome = runtime.block_on(async move {
         let cancel = CancellationToken::new();
         plugin::cancel::watch(cancel.clone());
-        let ctx = Ctx::new(globals, debug, cancel);
-        dispatch(&ctx, cli.command).await
+        let ctx = Ctx::new(globals, debug, cancel.clone());
+        if matches!(cli.command, Command::Create(_)) {
+            // create watches the token itself, so that it can roll back before it returns.
+            return dispatch(&ctx, cli.command).await;
+        }
+        tokio::select! {
+            outcome = dispatch(&ctx, cli.command) => outcome,
+            _ = cancel.cancelled() => Err(anyhow::Error::new(report::Cancelled)),
+        }
     });
     // Do not wait for blocked helpers (keyring calls, stdin readers) on the way out.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));

@@ -91,6 +91,12 @@ pub fn failure(err: &anyhow::Error, debug: bool) -> ExitCode {
     if let Some(hint) = hint_for(err) {
         eprintln!("hint: {hint}");
     }
+    if let Some(detail) = err.chain().find_map(|c| {
+        c.downcast_ref::<crate::provision::ProvisionError>()?
+            .detail()
+    }) {
+        eprintln!("{detail}");
+    }
     if debug {
         eprintln!("\ndetail: {err}");
         for cause in err.chain().skip(1) {

@@ -42,8 +42,9 @@ pub struct InstanceInfo {
     pub tags: Vec<(String, String)>,
 }
 
-/// A RunInstances request, only with what the user asked for.
-#[derive(Debug, Clone, Default)]
+/// A RunInstances request, only with what the user asked for. Its `Debug` leaves out the user
+/// data, which carries the bootstrap host key.
+#[derive(Clone, Default)]
 pub struct LaunchSpec {
     pub image_id: String,
     pub instance_type: String,
@@ -56,6 +57,21 @@ pub struct LaunchSpec {
     pub root_size_gib: Option<i32>,
     pub iam_instance_profile: Option<String>,
     pub client_token: String,
+}
+
+impl std::fmt::Debug for LaunchSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchSpec")
+            .field("image_id", &self.image_id)
+            .field("instance_type", &self.instance_type)
+            .field("zone", &self.zone)
+            .field("subnet_id", &self.subnet_id)
+            .field(
+                "user_data_b64",
+                &self.user_data_b64.as_ref().map(|_| "REDACTED"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Validates the endpoint URL: http(s), a host, nothing else.
@@ -392,35 +408,7 @@ impl Ec2 {
                 return Err(err);
             }
         };
-        Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .map(|i| InstanceInfo {
-                id: i.instance_id().unwrap_or_default().to_string(),
-                state: i
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_string())
-                    .unwrap_or_default(),
-                private_ip: i.private_ip_address().map(str::to_string),
-                public_ip: i.public_ip_address().map(str::to_string),
-                state_reason: i
-                    .state_reason()
-                    .and_then(|r| r.message())
-                    .map(str::to_string),
-                tags: i
-                    .tags()
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.key().unwrap_or_default().into(),
-                            t.value().unwrap_or_default().into(),
-                        )
-                    })
-                    .collect(),
-            })
-            .collect())
+        Ok(instance_infos(&out))
     }
 
     pub async fn describe_instance(&self, id: &str) -> Result<Option<InstanceInfo>, CloudError> {
@@ -572,36 +560,66 @@ impl Ec2 {
 
     /// Instances tagged as belonging to `machine` (for checks after rm).
     pub async fn instances_tagged(&self, machine: &str) -> Result<Vec<InstanceInfo>, CloudError> {
+        self.instances_where(&format!("tag:{MACHINE_TAG}"), machine)
+            .await
+    }
+
+    /// Instances a RunInstances with this client token launched: finds an instance whose
+    /// launch answer never arrived (interrupted create, timeout after the cloud acted).
+    pub async fn instances_by_client_token(
+        &self,
+        token: &str,
+    ) -> Result<Vec<InstanceInfo>, CloudError> {
+        self.instances_where("client-token", token).await
+    }
+
+    async fn instances_where(
+        &self,
+        filter: &str,
+        value: &str,
+    ) -> Result<Vec<InstanceInfo>, CloudError> {
         let out = self
             .client
             .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{MACHINE_TAG}"))
-                    .values(machine)
-                    .build(),
-            )
+            .filters(Filter::builder().name(filter).values(value).build())
             .send()
             .await
             .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
-        Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .map(|i| InstanceInfo {
-                id: i.instance_id().unwrap_or_default().into(),
-                state: i
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_string())
-                    .unwrap_or_default(),
-                private_ip: i.private_ip_address().map(str::to_string),
-                public_ip: i.public_ip_address().map(str::to_string),
-                state_reason: None,
-                tags: vec![],
-            })
-            .collect())
+        Ok(instance_infos(&out))
     }
+}
+
+fn instance_infos(
+    out: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput,
+) -> Vec<InstanceInfo> {
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| InstanceInfo {
+            id: i.instance_id().unwrap_or_default().to_string(),
+            state: i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+            private_ip: i.private_ip_address().map(str::to_string),
+            public_ip: i.public_ip_address().map(str::to_string),
+            state_reason: i
+                .state_reason()
+                .and_then(|r| r.message())
+                .map(str::to_string),
+            tags: i
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().into(),
+                        t.value().unwrap_or_default().into(),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

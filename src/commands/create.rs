@@ -12,7 +12,8 @@ use crate::{
         create::{DEFAULT_INSTANCE_TYPE, Timeouts, parse_cidr, parse_port},
         provision::ProvisionPlan,
     },
-    provision::{EngineInstall, EngineOptions},
+    provision::{EngineInstall, EngineOptions, daemon::check_engine_value},
+    report::Hinted,
 };
 
 #[derive(Debug, Args)]
@@ -114,6 +115,24 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let stage = Duration::from_secs(args.stage_timeout);
     for san in &args.tls_sans {
         crate::tls::San::parse(san)?;
+    }
+    let storage_driver: Vec<String> = args.engine_storage_driver.iter().cloned().collect();
+    let engine_values = [
+        ("--engine-opt", &args.engine_opts),
+        ("--engine-storage-driver", &storage_driver),
+        ("--engine-label", &args.engine_labels),
+        ("--engine-registry-mirror", &args.engine_registry_mirrors),
+        (
+            "--engine-insecure-registry",
+            &args.engine_insecure_registries,
+        ),
+        ("--engine-env", &args.engine_env),
+    ];
+    for (flag, values) in engine_values {
+        for v in values {
+            check_engine_value(flag, v)
+                .map_err(|e| Hinted::new(e, "give one value per flag, without spaces"))?;
+        }
     }
     let install = match args.engine_install_url {
         Some(url) => EngineInstall::Url(url),

@@ -35,7 +35,8 @@ pub struct LoginArgs {
     secret_key_stdin: bool,
     /// The secret key (insecure: it shows in `ps` and shell history; prefer --secret-key-stdin)
     #[arg(long, value_name = "SECRET", hide_env_values = true)]
-    secret_key: Option<String>,
+    #[arg(value_parser = parse_secret)]
+    secret_key: Option<Secret<String>>,
     /// Extra CA certificates (PEM) to trust for the endpoint
     #[arg(long, value_name = "FILE")]
     ca_bundle: Option<PathBuf>,
@@ -60,7 +61,7 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
     };
     if let Some(secret) = args.secret_key {
         eprintln!("WARNING! Using --secret-key via the CLI is insecure. Use --secret-key-stdin.");
-        opts.secret_key = Some(Secret::new(secret));
+        opts.secret_key = Some(secret);
     } else if args.secret_key_stdin {
         let mut s = String::new();
         std::io::stdin()
@@ -100,6 +101,11 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         outcome.backend.describe()
     );
     Ok(())
+}
+
+/// Keeps a secret given on the command line out of every `Debug` print of the arguments.
+fn parse_secret(s: &str) -> Result<Secret<String>, String> {
+    Ok(Secret::new(s.to_string()))
 }
 
 /// Prompts on the terminal with echo off.

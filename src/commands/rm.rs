@@ -9,7 +9,8 @@ use super::{Ctx, cloud_args::CloudArgs};
 use crate::{
     names::MachineName,
     ops::{self, RmOptions},
-    report::Hinted,
+    report::{self, Hinted},
+    store::StoreError,
 };
 
 #[derive(Debug, Args)]
@@ -33,7 +34,11 @@ pub struct RmArgs {
 pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
     let store = ctx.store();
     for name in &args.names {
-        store.load(name)?;
+        if !store.exists(name) {
+            bail!(StoreError::NotFound {
+                name: name.to_string()
+            });
+        }
     }
     if !args.yes {
         let list = args
@@ -62,11 +67,27 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
         cloud: args.cloud.into(),
         quiet: args.quiet,
     };
-    let failed = ops::rm(&ctx.docker_config, &opts).await?;
+    let outcomes = ops::rm(&ctx.docker_config, &opts).await;
+    let mut failed = Vec::new();
+    let last = outcomes.len();
+    for (i, (name, outcome)) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(()) => println!("{name} removed"),
+            // The last failure becomes the command's own error (one line and a hint).
+            Err(err) if i + 1 == last && failed.is_empty() => return Err(err),
+            Err(err) => {
+                eprintln!("docker euca: cannot remove {name}: {err:#}");
+                if let Some(hint) = report::hint_for(&err) {
+                    eprintln!("hint: {hint}");
+                }
+                failed.push(name.to_string());
+            }
+        }
+    }
     if !failed.is_empty() {
         bail!(Hinted::new(
             format!("could not remove {}", failed.join(", ")),
-            "fix the cause above and run rm again, or use rm -f"
+            "fix the causes above and run rm again, or use rm -f"
         ));
     }
     Ok(())

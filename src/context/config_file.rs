@@ -104,7 +104,8 @@ impl ConfigFile {
         if !change(&mut doc) {
             return Ok(());
         }
-        let path = self.path();
+        // Write through a symlink (dotfile set-ups), as docker does, instead of replacing it.
+        let path = std::fs::canonicalize(self.path()).unwrap_or_else(|_| self.path());
         let mode = fsutil::mode_of(&path).unwrap_or(PRIVATE_FILE);
         let mut bytes = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");

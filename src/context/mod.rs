@@ -99,14 +99,16 @@ impl ContextMeta {
 
     /// Serialises exactly as Go's `json.Marshal` does for docker's metadata struct.
     pub fn to_json(&self) -> Vec<u8> {
+        // docker marshals Description and the additional fields as one map: Go sorts map keys,
+        // at every level.
         let mut metadata = serde_json::Map::new();
         if !self.description.is_empty() {
             metadata.insert("Description".into(), self.description.clone().into());
         }
-        // Go marshals a map's keys (AdditionalFields) merged with the struct; keep them after.
         for (k, v) in &self.extra_metadata {
-            metadata.insert(k.clone(), v.clone());
+            metadata.insert(k.clone(), sorted(v.clone()));
         }
+        metadata.sort_keys();
         let mut endpoints = serde_json::Map::new();
         if let Some(docker) = &self.docker {
             endpoints.insert(
@@ -154,6 +156,22 @@ impl ContextMeta {
             extra_metadata,
             extra_endpoints,
         })
+    }
+}
+
+/// The value with every object's keys sorted, as Go writes a `map[string]any`.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut out: serde_json::Map<String, serde_json::Value> =
+                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            out.sort_keys();
+            serde_json::Value::Object(out)
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sorted).collect())
+        }
+        other => other,
     }
 }
 
@@ -338,6 +356,16 @@ mod tests {
         let meta = ContextMeta::from_json(input).unwrap();
         assert_eq!(meta.extra_metadata["Owner"], "me");
         assert_eq!(meta.to_json(), input.to_vec());
+    }
+
+    #[test]
+    fn metadata_keys_are_sorted_as_go_sorts_maps() {
+        let input = br#"{"Name":"x","Metadata":{"zeta":{"b":1,"a":2},"Description":"d","Alpha":"y"},"Endpoints":{}}"#;
+        let meta = ContextMeta::from_json(input).unwrap();
+        assert_eq!(
+            String::from_utf8(meta.to_json()).unwrap(),
+            r#"{"Name":"x","Metadata":{"Alpha":"y","Description":"d","zeta":{"a":2,"b":1}},"Endpoints":{}}"#
+        );
     }
 
     #[test]

@@ -25,7 +25,6 @@ use crate::{
 };
 
 pub const DEFAULT_INSTANCE_TYPE: &str = "m1.large";
-pub const DOCKER_PORT: u16 = 2376;
 
 /// How long each wait may take.
 #[derive(Debug, Clone)]
@@ -163,7 +162,13 @@ pub async fn create(
     record.cloud.endpoint = Some(target.endpoint.clone());
     record.cloud.region = Some(target.region.clone());
     record.cloud.profile = Some(target.profile.clone());
-    record.cloud.ca_bundle = target.ca_bundle.as_ref().map(|p| p.display().to_string());
+    record.cloud.ca_bundle = target.ca_bundle.as_ref().map(|p| {
+        std::path::absolute(p)
+            .unwrap_or(p.clone())
+            .display()
+            .to_string()
+    });
+    record.engine.context_name = Some(opts.provision.context_name.clone());
     record.cloud.image_id = Some(image.clone());
     record.cloud.instance_type = Some(opts.instance_type.clone());
     record.cloud.zone = opts.zone.clone();
@@ -208,22 +213,35 @@ pub async fn create(
                     opts.name
                 )));
             }
-            progress.note(format!("rolling back {}…", opts.name));
-            match super::rm::teardown(&ec2, &store, &opts.name, &mut progress).await {
-                Ok(()) => {
-                    store.remove(&opts.name)?;
-                    progress.note("rolled back: nothing was left in the cloud");
-                }
-                Err(cleanup) => {
-                    progress.fail_stage();
-                    eprintln!(
-                        "warning: rollback of {} failed ({cleanup}); the record is kept: run `docker euca rm {}`",
-                        opts.name, opts.name
-                    );
-                }
-            }
+            roll_back(docker_config, &ec2, &store, &opts, &mut progress).await;
             Err(err)
         }
+    }
+}
+
+/// Removes what a failed create made: cloud resources, then the context, then the record. A
+/// failure here is reported as a warning; the create's own error stays the one returned.
+async fn roll_back(
+    docker_config: &Path,
+    ec2: &Ec2,
+    store: &Store,
+    opts: &CreateOptions,
+    progress: &mut Progress,
+) {
+    let name = &opts.name;
+    progress.note(format!("rolling back {name}…"));
+    if let Err(cleanup) = super::rm::teardown(ec2, store, name, progress).await {
+        progress.fail_stage();
+        progress.note(format!(
+            "warning: rollback of {name} failed ({cleanup:#}); the record is kept: run `docker euca rm {name}`"
+        ));
+        return;
+    }
+    let cleaned = super::rm::remove_context(docker_config, Some(&opts.provision.context_name))
+        .and_then(|()| Ok(store.remove(name)?));
+    match cleaned {
+        Ok(()) => progress.note("rolled back: nothing was left in the cloud"),
+        Err(e) => progress.note(format!("warning: nothing is left in the cloud, but {e:#}")),
     }
 }
 
@@ -291,6 +309,11 @@ async fn run_steps(
                 Some(subnet) => ec2.subnet_vpc(subnet).await?,
                 None => None,
             };
+            // Journal the intent first: if the answer is lost, rollback finds the group by name.
+            store.update(name, |r| {
+                r.cloud.security_group_name = Some(group.clone());
+                r.cloud.security_group_owned = true;
+            })?;
             let id = ec2
                 .create_security_group(
                     &group,
@@ -307,7 +330,7 @@ async fn run_steps(
                 .await?;
             let mut ports = vec![
                 (opts.ssh_port, "tcp".to_string()),
-                (DOCKER_PORT, "tcp".to_string()),
+                (crate::provision::daemon::DOCKER_PORT, "tcp".to_string()),
             ];
             for p in &opts.open_ports {
                 if !ports.contains(p) {
@@ -325,10 +348,7 @@ async fn run_steps(
     let data = userdata::build(
         &userdata::OurConfig {
             authorized_keys: authorized,
-            host_key: Some((
-                host_key.private_openssh().expose().clone(),
-                host_key.public_openssh(),
-            )),
+            host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
             packages: match opts.provision.install {
                 crate::provision::EngineInstall::Package => vec!["docker.io".into()],
                 _ => vec![],
@@ -349,6 +369,10 @@ async fn run_steps(
         iam_instance_profile: opts.iam_instance_profile.clone(),
         client_token: format!("docker-euca-{name}-{:016x}", rand::random::<u64>()),
     };
+    // Journal the client token first: if the answer is lost, rollback finds the instance by it.
+    store.update(name, |r| {
+        r.cloud.client_token = Some(spec.client_token.clone())
+    })?;
     let instance_id = ec2.run_instance(&spec).await?;
     store.update(name, |r| r.cloud.instance_id = Some(instance_id.clone()))?;
     ec2.create_tags(

@@ -258,6 +258,45 @@ pub async fn verify(
     }
 }
 
+/// Installs a fresh ed25519 host key and pins it. The bootstrap key travelled in the user
+/// data, which the instance's metadata service serves to anything running on it (containers
+/// included); the new private key goes over the pinned session only. The open session is not
+/// affected by sshd's reload.
+async fn rotate_host_key(
+    session: &Session,
+    store: &Store,
+    name: &MachineName,
+) -> anyhow::Result<()> {
+    let fresh = crate::ssh::keys::KeyPair::generate_ed25519(&format!("{name} host"));
+    let public = fresh.public_openssh();
+    session
+        .upload(
+            "/etc/ssh/ssh_host_ed25519_key",
+            fresh.private_openssh().expose().as_bytes(),
+            0o600,
+        )
+        .await?;
+    session
+        .upload(
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            format!("{public}\n").as_bytes(),
+            0o644,
+        )
+        .await?;
+    let sudo = session.sudo();
+    let reload = format!(
+        "{sudo}systemctl reload ssh 2>/dev/null || {sudo}systemctl reload sshd 2>/dev/null || \
+         {sudo}service ssh reload 2>/dev/null || {sudo}service sshd reload 2>/dev/null || \
+         {sudo}rc-service sshd reload 2>/dev/null || {sudo}sh -c 'kill -HUP $(cat /var/run/sshd.pid)'"
+    );
+    session.run(&reload).await?;
+    store.update(name, |r| {
+        r.ssh.host_key = Some(public.clone());
+        r.ssh.host_key_rotated = true;
+    })?;
+    Ok(())
+}
+
 /// The whole provisioning of a machine that answers SSH at `address`.
 pub async fn provision_machine(
     docker_config: &Path,
@@ -274,6 +313,10 @@ pub async fn provision_machine(
     let started = Instant::now();
     let session = Session::connect(&ssh_target(&record, address)?, plan.stage_timeout).await?;
     let result = async {
+        if !record.ssh.host_key_rotated {
+            progress.stage("replacing the bootstrap SSH host key");
+            rotate_host_key(&session, store, name).await?;
+        }
         progress.stage("waiting for cloud-init");
         let ci = provision::wait_cloud_init(&session, plan.stage_timeout).await?;
         tracing::debug!("cloud-init: {ci}");

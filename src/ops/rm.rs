@@ -1,26 +1,32 @@
 //! `rm`, and the teardown a failed create shares with it: terminate the instance, delete the
 //! machine's own security group once it is free, delete an imported key pair, then the context
 //! and the record. Things already gone are fine; each removal is journalled as it happens, so a
-//! second `rm` picks up where the first stopped.
+//! second `rm` picks up where the first stopped. Resources whose creating call never answered
+//! are found again by name (security group) or client token (instance).
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use anyhow::Context;
 use aws_sdk_ec2::types::InstanceStateName;
 
 use crate::{
-    cloud::{CloudError, Ec2},
+    cloud::Ec2,
     context::{ConfigFile, ContextStore},
     credentials::CloudFlags,
     names::MachineName,
     progress::Progress,
-    store::{MachineRecord, Store},
+    store::{MachineRecord, Store, StoreError},
 };
+
+/// Descriptions of the contexts docker-euca writes start with this; others are never removed.
+pub const CONTEXT_DESCRIPTION_PREFIX: &str = "docker-euca:";
 
 #[derive(Debug, Clone, Default)]
 pub struct RmOptions {
     pub names: Vec<MachineName>,
-    /// Drop the record even if the cloud refuses.
+    /// Forget the machine even if the cloud refuses (or its record is damaged).
     pub force: bool,
     pub cloud: CloudFlags,
     pub quiet: bool,
@@ -35,82 +41,107 @@ pub async fn teardown(
     store: &Store,
     name: &MachineName,
     progress: &mut Progress,
-) -> Result<(), CloudError> {
+) -> anyhow::Result<()> {
     let record = match store.load(name) {
         Ok(r) => r,
-        Err(_) => return Ok(()),
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
     };
-    if let Some(id) = &record.cloud.instance_id {
+    let mut instances: Vec<String> = record.cloud.instance_id.iter().cloned().collect();
+    if instances.is_empty()
+        && let Some(token) = &record.cloud.client_token
+    {
+        instances = ec2
+            .instances_by_client_token(token)
+            .await?
+            .into_iter()
+            .filter(|i| i.state != "terminated")
+            .map(|i| i.id)
+            .collect();
+    }
+    for id in &instances {
         progress.stage(format!("terminating instance {id}"));
         ec2.terminate_instance(id).await?;
         ec2.wait_for_state(id, InstanceStateName::Terminated, Duration::from_secs(300))
             .await?;
-        let _ = store.update(name, |r| r.cloud.instance_id = None);
     }
-    if let (true, Some(group)) = (
-        record.cloud.security_group_owned,
-        &record.cloud.security_group_id,
-    ) {
-        progress.stage(format!("deleting security group {group}"));
-        let deadline = tokio::time::Instant::now() + GROUP_RELEASE_TIMEOUT;
-        loop {
-            match ec2.delete_security_group(group).await {
-                Ok(()) => break,
-                Err(e)
-                    if matches!(e.code(), Some("DependencyViolation" | "InvalidGroup.InUse"))
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+    store.update(name, |r| {
+        r.cloud.instance_id = None;
+        r.cloud.client_token = None;
+    })?;
+    if record.cloud.security_group_owned {
+        let group = match (
+            &record.cloud.security_group_id,
+            &record.cloud.security_group_name,
+        ) {
+            (Some(id), _) => Some(id.clone()),
+            (None, Some(name)) => ec2.find_security_group(name).await?,
+            (None, None) => None,
+        };
+        if let Some(group) = group {
+            progress.stage(format!("deleting security group {group}"));
+            let deadline = tokio::time::Instant::now() + GROUP_RELEASE_TIMEOUT;
+            loop {
+                match ec2.delete_security_group(&group).await {
+                    Ok(()) => break,
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            Some("DependencyViolation" | "InvalidGroup.InUse")
+                        ) && tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e),
             }
         }
-        let _ = store.update(name, |r| {
+        store.update(name, |r| {
             r.cloud.security_group_id = None;
             r.cloud.security_group_owned = false;
-        });
+        })?;
     }
     if let (true, Some(key)) = (record.cloud.key_pair_owned, &record.cloud.key_pair_name) {
         progress.stage(format!("deleting key pair {key}"));
         ec2.delete_key_pair(key).await?;
-        let _ = store.update(name, |r| r.cloud.key_pair_owned = false);
+        store.update(name, |r| r.cloud.key_pair_owned = false)?;
     }
     progress.finish_stage();
     Ok(())
 }
 
-/// Deletes the machine's docker context (and clears `currentContext` if it pointed there).
-pub fn remove_context(docker_config: &Path, record: &MachineRecord) -> anyhow::Result<()> {
-    let name = record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| record.name.to_string());
-    let config = ConfigFile::new(docker_config);
-    config.clear_current_context_if(&name)?;
-    ContextStore::new(docker_config).remove(&name)?;
+/// Deletes the machine's docker context if docker-euca wrote it (never a context of the
+/// user's own that happens to share the name), and clears `currentContext` if it pointed there.
+pub fn remove_context(docker_config: &Path, context_name: Option<&str>) -> anyhow::Result<()> {
+    let Some(name) = context_name else {
+        return Ok(());
+    };
+    let contexts = ContextStore::new(docker_config);
+    match contexts.read(name) {
+        Ok(meta) if meta.description.starts_with(CONTEXT_DESCRIPTION_PREFIX) => {
+            ConfigFile::new(docker_config).clear_current_context_if(name)?;
+            contexts.remove(name)?;
+        }
+        Ok(_) => tracing::debug!("context {name} is not docker-euca's; left alone"),
+        Err(crate::context::ContextError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 
-/// Removes each machine; returns the names that could not be removed (errors already printed).
-pub async fn rm(docker_config: &Path, opts: &RmOptions) -> anyhow::Result<Vec<String>> {
+/// Removes each machine; returns each one's outcome, in order.
+pub async fn rm(docker_config: &Path, opts: &RmOptions) -> Vec<(MachineName, anyhow::Result<()>)> {
     let store = Store::new(docker_config);
-    let mut failed = Vec::new();
+    let mut outcomes = Vec::new();
     for name in &opts.names {
         let mut progress = Progress::new(opts.quiet);
         let outcome = rm_one(docker_config, &store, name, opts, &mut progress).await;
-        if let Err(err) = outcome {
+        if outcome.is_err() {
             progress.fail_stage();
-            eprintln!("docker euca: cannot remove {name}: {err:#}");
-            if let Some(hint) = crate::report::hint_for(&err) {
-                eprintln!("hint: {hint}");
-            }
-            failed.push(name.to_string());
-        } else if !opts.quiet {
-            println!("{name} removed");
         }
+        outcomes.push((name.clone(), outcome));
     }
-    Ok(failed)
+    outcomes
 }
 
 async fn rm_one(
@@ -120,40 +151,51 @@ async fn rm_one(
     opts: &RmOptions,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let record = store.load(name)?;
-    let cloud_result: anyhow::Result<()> = async {
-        let needs_cloud = record.cloud.instance_id.is_some()
-            || record.cloud.security_group_owned
-            || record.cloud.key_pair_owned;
-        if !needs_cloud {
+    let record = match store.load(name) {
+        Ok(r) => r,
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::NewerSchema { .. })) if opts.force => {
+            progress.note(format!(
+                "warning: {e}; forgetting it without touching the cloud (-f)"
+            ));
+            store.remove(name)?;
             return Ok(());
         }
-        let mut flags = opts.cloud.clone();
-        flags.endpoint = flags.endpoint.or(record.cloud.endpoint.clone());
-        flags.region = flags.region.or(record.cloud.region.clone());
-        let target =
-            super::cloud_target::resolve(docker_config, &flags, record.cloud.profile.clone())
-                .await?;
-        let ec2 = Ec2::connect(&target)?;
-        teardown(&ec2, store, name, progress).await?;
-        Ok(())
-    }
-    .await;
-    match cloud_result {
-        Ok(()) => {}
-        Err(err) if opts.force => {
-            progress.fail_stage();
-            eprintln!(
-                "warning: {name}: the cloud refused ({err:#}); forgetting the machine anyway (-f)"
-            );
-        }
-        Err(err) => {
+        Err(e) => return Err(e.into()),
+    };
+    if let Err(err) = remove_cloud_resources(docker_config, store, &record, opts, progress).await {
+        if !opts.force {
             return Err(err.context(format!(
-                "{name} is kept so that `docker euca rm` can retry; `rm -f` forgets it"
+                "{name} is kept so that `docker euca rm` can retry (`rm -f` forgets it)"
             )));
         }
+        progress.fail_stage();
+        progress.note(format!(
+            "warning: {name}: the cloud refused ({err:#}); forgetting the machine anyway (-f)"
+        ));
     }
-    remove_context(docker_config, &record).context("cannot remove the docker context")?;
+    remove_context(docker_config, record.engine.context_name.as_deref())?;
     store.remove(name)?;
     Ok(())
+}
+
+async fn remove_cloud_resources(
+    docker_config: &Path,
+    store: &Store,
+    record: &MachineRecord,
+    opts: &RmOptions,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let c = &record.cloud;
+    if c.instance_id.is_none()
+        && c.client_token.is_none()
+        && !c.security_group_owned
+        && !c.key_pair_owned
+    {
+        return Ok(());
+    }
+    let mut flags = opts.cloud.clone();
+    flags.ca_bundle = flags.ca_bundle.or(c.ca_bundle.clone().map(PathBuf::from));
+    let key = super::machine::CloudKey::of(record);
+    let ec2 = super::machine::ec2_for(docker_config, &key, &flags).await?;
+    teardown(&ec2, store, &record.name, progress).await
 }

@@ -68,10 +68,37 @@ pub fn daemon_args(engine: &EngineOptions) -> Vec<String> {
     args
 }
 
+/// `DOCKER_OPTS="…"`'s value: init scripts expand it unquoted, so arguments are split at spaces
+/// and quotes would stay literal; only what a double-quoted shell string would expand is escaped.
+/// (Arguments with whitespace are refused before this; see [`check_engine_value`].)
+fn opts_value(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            a.chars().fold(String::new(), |mut s, c| {
+                if matches!(c, '\\' | '"' | '$' | '`') {
+                    s.push('\\');
+                }
+                s.push(c);
+                s
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Engine option values end up in init-system files that split on whitespace.
+pub fn check_engine_value(flag: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{flag} {value:?}: engine options may not be empty or contain whitespace"
+        ));
+    }
+    Ok(())
+}
+
 /// Renders the configuration file for `init`; `dockerd` is the daemon's path on the host.
 pub fn render(init: InitSystem, engine: &EngineOptions, dockerd: &str) -> DaemonConfig {
     let args = daemon_args(engine);
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
     let header = "# Written by docker-euca; `docker euca provision` rewrites it.\n";
     match init {
         InitSystem::Systemd => {
@@ -88,10 +115,7 @@ pub fn render(init: InitSystem, engine: &EngineOptions, dockerd: &str) -> Daemon
             }
         }
         InitSystem::SysV => {
-            let mut s = format!(
-                "{header}DOCKER_OPTS=\"{}\"\n",
-                quoted.join(" ").replace('"', "\\\"")
-            );
+            let mut s = format!("{header}DOCKER_OPTS=\"{}\"\n", opts_value(&args));
             for e in &engine.env {
                 s.push_str(&format!("export {}\n", shell_quote(e)));
             }
@@ -101,10 +125,7 @@ pub fn render(init: InitSystem, engine: &EngineOptions, dockerd: &str) -> Daemon
             }
         }
         InitSystem::OpenRc => {
-            let mut s = format!(
-                "{header}DOCKER_OPTS=\"{}\"\n",
-                quoted.join(" ").replace('"', "\\\"")
-            );
+            let mut s = format!("{header}DOCKER_OPTS=\"{}\"\n", opts_value(&args));
             for e in &engine.env {
                 s.push_str(&format!("export {}\n", shell_quote(e)));
             }

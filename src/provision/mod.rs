@@ -20,7 +20,8 @@ pub enum ProvisionError {
     CloudInitTimeout(Duration),
     #[error("the docker engine is not installed on the host and installing it failed: {0}")]
     Install(String),
-    #[error("the docker daemon did not start: {summary}\n--- last lines of {log} ---\n{tail}")]
+    /// One line; the log tail is shown below the hint by the reporter (see [`ProvisionError::detail`]).
+    #[error("the docker daemon did not start: {summary} (last lines of {log} below)")]
     DaemonFailed {
         summary: String,
         log: String,
@@ -29,6 +30,16 @@ pub enum ProvisionError {
 }
 
 impl ProvisionError {
+    /// Lines worth showing under the one-line message: the daemon log's tail.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            ProvisionError::DaemonFailed { log, tail, .. } => {
+                Some(format!("--- last lines of {log} ---\n{tail}"))
+            }
+            _ => None,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             ProvisionError::Ssh(e) => e.hint(),

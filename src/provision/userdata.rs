@@ -14,7 +14,7 @@ pub const GZIP_ABOVE: usize = 16 * 1024;
 pub struct OurConfig {
     pub authorized_keys: Vec<String>,
     /// (private OpenSSH, public OpenSSH) of the ed25519 host key.
-    pub host_key: Option<(String, String)>,
+    pub host_key: Option<(crate::secret::Secret<String>, String)>,
     /// Packages cloud-init should install while the instance boots.
     pub packages: Vec<String>,
     /// `Some(false)` lets root log in (for `--ssh-user root`); images default to refusing it.
@@ -34,7 +34,7 @@ fn our_cloud_config(cfg: &OurConfig) -> String {
         doc.insert(
             "ssh_keys".into(),
             // cloud-init prints the key block wrong without the trailing newline.
-            serde_json::json!({ "ed25519_private": private, "ed25519_public": format!("{}\n", public.trim_end()) }),
+            serde_json::json!({ "ed25519_private": private.expose(), "ed25519_public": format!("{}\n", public.trim_end()) }),
         );
         // Only our host key: cloud-init would otherwise generate others next to it.
         doc.insert("ssh_deletekeys".into(), true.into());
@@ -118,7 +118,7 @@ mod tests {
         OurConfig {
             authorized_keys: vec!["ssh-ed25519 AAAAC3 client".into()],
             host_key: Some((
-                "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n".into(),
+                crate::secret::Secret::new("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n".into()),
                 "ssh-ed25519 AAAAH host".into(),
             )),
             packages: vec![],

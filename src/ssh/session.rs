@@ -45,7 +45,7 @@ pub enum SshError {
         addr: SocketAddr,
         source: russh::Error,
     },
-    #[error("`{command}` exited with {status}: {stderr}")]
+    #[error("`{command}` exited with {status}: {}", last_line(stderr))]
     Command {
         command: String,
         status: u32,
@@ -64,6 +64,15 @@ impl SshError {
             _ => return None,
         })
     }
+}
+
+/// The last non-empty line of a command's stderr: the one that usually names the problem.
+fn last_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no error output)")
 }
 
 /// Where and as whom to connect, and which host key to expect.

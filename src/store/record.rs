@@ -42,6 +42,10 @@ pub struct CloudRecord {
     pub key_pair_name: Option<String>,
     /// True when create imported the key pair (then rm deletes it).
     pub key_pair_owned: bool,
+    /// The RunInstances client token, journalled before the call: finds the instance even
+    /// if the answer to the call never arrived.
+    #[serde(default)]
+    pub client_token: Option<String>,
 }
 
 /// How to reach the host over SSH.
@@ -53,6 +57,10 @@ pub struct SshRecord {
     pub key_path: Option<String>,
     /// The pinned server host key, OpenSSH public key format.
     pub host_key: Option<String>,
+    /// False while the pinned key is the bootstrap one sent in the user data (readable by the
+    /// instance's metadata service); provisioning replaces it with one that never left here.
+    #[serde(default)]
+    pub host_key_rotated: bool,
 }
 
 /// The docker engine side: the context written and the daemon's TLS endpoint.

@@ -89,10 +89,7 @@ fn a_launched_instance_is_a_real_vm_through_its_whole_life() {
     let data = userdata::build(
         &OurConfig {
             authorized_keys: vec![client.public_openssh()],
-            host_key: Some((
-                host.private_openssh().expose().clone(),
-                host.public_openssh(),
-            )),
+            host_key: Some((host.private_openssh(), host.public_openssh())),
             packages: vec![],
             disable_root: None,
         },
