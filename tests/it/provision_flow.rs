@@ -98,6 +98,13 @@ fn create_edge_then_docker_cli_runs_a_container_through_the_context() {
         stderr.contains("ssh connections opened: 1;"),
         "one SSH connection for the whole provisioning:\n{stderr}"
     );
+    // Even with -D, no secret reaches the terminal.
+    for secret in [user.secret_key.as_str(), "PRIVATE KEY"] {
+        assert!(
+            !text(&out).contains(secret),
+            "{secret:?} leaked into the output"
+        );
+    }
 
     // The real docker CLI through the context.
     let version = ok(home.docker().args([
@@ -138,6 +145,35 @@ fn create_edge_then_docker_cli_runs_a_container_through_the_context() {
     for l in ["provider=eucalyptus", "env=test", "tier=web"] {
         assert!(labels.contains(l), "{labels}");
     }
+    // The bootstrap host key (sent in user data, visible on the console) was replaced by one
+    // that never left this machine, and that one is what ssh now verifies.
+    let record = Store::new(home.path())
+        .load(&MachineName::new(name.clone()).unwrap())
+        .unwrap();
+    assert!(record.ssh.host_key_rotated);
+    let pinned = record.ssh.host_key.clone().unwrap();
+    let id = record.cloud.instance_id.clone().unwrap();
+    let console = crate::support::testbed::block_on(
+        user.ec2()
+            .sdk()
+            .get_console_output()
+            .instance_id(&id)
+            .send(),
+    )
+    .unwrap();
+    let console = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            console.output().unwrap().trim(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(console.contains("BEGIN SSH HOST KEY KEYS"), "{console}");
+    assert!(
+        !console.contains(pinned.split_whitespace().nth(1).unwrap()),
+        "the pinned key must not be the bootstrap one"
+    );
     // The user's cloud-config was kept, next to ours.
     let out = ssh_to(
         &home,
