@@ -191,6 +191,26 @@ impl Ec2 {
         }
     }
 
+    /// The instance's console output, decoded; `None` while there is none yet.
+    pub async fn console_output(&self, id: &str) -> Result<Option<String>, CloudError> {
+        use base64::Engine;
+        let out = self
+            .client
+            .get_console_output()
+            .instance_id(id)
+            .send()
+            .await
+            .map_err(|e| from_sdk("GetConsoleOutput", &self.endpoint, e))?;
+        Ok(out
+            .output()
+            .and_then(|o| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(o.trim())
+                    .ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     /// Finds a security group by name; returns its id.
     pub async fn find_security_group(&self, name: &str) -> Result<Option<String>, CloudError> {
         let out = self

@@ -64,6 +64,17 @@ pub struct CreateArgs {
     /// Private key of --keypair-name
     #[arg(long, value_name = "PATH", requires = "keypair_name")]
     ssh_key: Option<PathBuf>,
+    /// Generate an RSA-4096 key and import it as key pair docker-euca-NAME (for images without
+    /// cloud-init; rm deletes it)
+    #[arg(long, conflicts_with_all = ["keypair_name", "ssh_key"])]
+    import_keypair: bool,
+    /// The image has no cloud-init: send none of our user data, read the SSH host key from the
+    /// console (needs --import-keypair or --keypair-name)
+    #[arg(long)]
+    no_cloud_init: bool,
+    /// With --no-cloud-init: if the console never shows the host keys, trust the first key seen
+    #[arg(long, requires = "no_cloud_init")]
+    ssh_trust_first_key: bool,
     /// Reach the instance on its private address (VPC or VPN users)
     #[arg(long)]
     use_private_address: bool,
@@ -172,6 +183,9 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         security_group: args.security_group,
         keypair_name: args.keypair_name,
         ssh_key: args.ssh_key,
+        import_keypair: args.import_keypair,
+        no_cloud_init: args.no_cloud_init,
+        trust_first_key: args.ssh_trust_first_key,
         use_private_address: args.use_private_address,
         keep_on_failure: args.keep_on_failure,
         quiet: args.quiet,

@@ -93,6 +93,12 @@ pub struct CreateOptions {
     pub security_group: Option<String>,
     pub keypair_name: Option<String>,
     pub ssh_key: Option<PathBuf>,
+    /// Generate an RSA-4096 key and ImportKeyPair it (removed again by rm).
+    pub import_keypair: bool,
+    /// The image has no cloud-init: no user data of ours; host key from the console.
+    pub no_cloud_init: bool,
+    /// With `no_cloud_init`: trust the first host key seen if the console shows none.
+    pub trust_first_key: bool,
     pub use_private_address: bool,
     pub keep_on_failure: bool,
     pub quiet: bool,
@@ -115,6 +121,18 @@ pub async fn create(
     opts: CreateOptions,
     cancel: CancellationToken,
 ) -> anyhow::Result<CreateOutcome> {
+    if opts.no_cloud_init && !opts.import_keypair && opts.keypair_name.is_none() {
+        bail!(Hinted::new(
+            "without cloud-init nothing can authorise an SSH key on the instance",
+            "add --import-keypair, or --keypair-name NAME --ssh-key PATH",
+        ));
+    }
+    if opts.import_keypair && opts.keypair_name.is_some() {
+        bail!(Hinted::new(
+            "--import-keypair and --keypair-name exclude each other",
+            "pick one"
+        ));
+    }
     if opts.keypair_name.is_some() != opts.ssh_key.is_some() {
         bail!(Hinted::new(
             "--keypair-name and --ssh-key go together",
@@ -257,32 +275,44 @@ async fn run_steps(
     progress: &mut Progress,
 ) -> anyhow::Result<(IpAddr, super::provision::Verified)> {
     let name = &opts.name;
-    // Keys: the client key is authorised through cloud-init, the host key pinned through it.
+    // SSH keys. The client key is ours (ed25519, authorised through cloud-init), an imported
+    // RSA key pair (`--import-keypair`, for images without cloud-init), or the user's key pair.
+    // The host key is pinned before first contact: sent through cloud-init, or read from the
+    // console (`--no-cloud-init`).
     progress.stage("generating SSH keys");
-    let host_key = KeyPair::generate_ed25519(&format!("{name} host"));
-    let (key_path, authorized) = match (&opts.keypair_name, &opts.ssh_key) {
-        (Some(_), Some(path)) => (std::path::absolute(path).unwrap_or(path.clone()), vec![]),
-        _ => {
-            let client = KeyPair::generate_ed25519(&format!("docker-euca {name}"));
-            let path = dir.join("id_ed25519");
-            fsutil::write_atomic(
-                &path,
-                client.private_openssh().expose().as_bytes(),
-                PRIVATE_FILE,
-            )?;
-            fsutil::write_atomic(
-                &dir.join("id_ed25519.pub"),
-                client.public_openssh().as_bytes(),
-                PRIVATE_FILE,
-            )?;
-            (path, vec![client.public_openssh()])
-        }
+    let host_key =
+        (!opts.no_cloud_init).then(|| KeyPair::generate_ed25519(&format!("{name} host")));
+    let (key_path, authorized, key_name) = if opts.import_keypair {
+        let pair = KeyPair::generate_rsa(4096, &format!("docker-euca {name}"))?;
+        let path = write_client_key(dir, "id_rsa", &pair)?;
+        let key_name = format!("docker-euca-{name}");
+        // Journal the intent first: if the answer is lost, rollback still deletes the pair.
+        store.update(name, |r| {
+            r.cloud.key_pair_name = Some(key_name.clone());
+            r.cloud.key_pair_owned = true;
+        })?;
+        progress.stage(format!("importing key pair {key_name} (RSA-4096)"));
+        ec2.import_key_pair(&key_name, &pair.public_openssh())
+            .await?;
+        (path, vec![], Some(key_name))
+    } else if let (Some(pair_name), Some(path)) = (&opts.keypair_name, &opts.ssh_key) {
+        (
+            std::path::absolute(path).unwrap_or(path.clone()),
+            vec![],
+            Some(pair_name.clone()),
+        )
+    } else {
+        let client = KeyPair::generate_ed25519(&format!("docker-euca {name}"));
+        let path = write_client_key(dir, "id_ed25519", &client)?;
+        (path, vec![client.public_openssh()], None)
     };
     store.update(name, |r| {
         r.ssh.key_path = Some(key_path.display().to_string());
-        r.ssh.host_key = Some(host_key.public_openssh());
-        r.cloud.key_pair_name = opts.keypair_name.clone();
-        r.cloud.key_pair_owned = false;
+        r.ssh.host_key = host_key.as_ref().map(KeyPair::public_openssh);
+        if !opts.import_keypair {
+            r.cloud.key_pair_name = key_name.clone();
+            r.cloud.key_pair_owned = false;
+        }
     })?;
 
     // Security group: ours, or the user's as it is.
@@ -345,26 +375,30 @@ async fn run_steps(
 
     // Launch, then tag at once (no TagSpecification in this dialect).
     progress.stage(format!("launching {image} ({})", opts.instance_type));
-    let data = userdata::build(
-        &userdata::OurConfig {
-            authorized_keys: authorized,
-            host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
-            packages: match opts.provision.install {
-                crate::provision::EngineInstall::Package => vec!["docker.io".into()],
-                _ => vec![],
+    let data = match &host_key {
+        // Without cloud-init, only the user's own user data (if any) goes to the instance.
+        None => user_data.map(|u| u.as_bytes().to_vec()),
+        Some(host_key) => Some(userdata::build(
+            &userdata::OurConfig {
+                authorized_keys: authorized,
+                host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
+                packages: match opts.provision.install {
+                    crate::provision::EngineInstall::Package => vec!["docker.io".into()],
+                    _ => vec![],
+                },
+                disable_root: (opts.ssh_user == "root").then_some(false),
             },
-            disable_root: (opts.ssh_user == "root").then_some(false),
-        },
-        user_data,
-    );
+            user_data,
+        )),
+    };
     let spec = LaunchSpec {
         image_id: image.to_string(),
         instance_type: opts.instance_type.clone(),
         zone: opts.zone.clone(),
         subnet_id: opts.subnet.clone(),
         security_group_ids: vec![group_id],
-        key_name: opts.keypair_name.clone(),
-        user_data_b64: Some(userdata::to_base64(&data)),
+        key_name,
+        user_data_b64: data.as_deref().map(userdata::to_base64),
         root_size_gib: opts.root_size,
         iam_instance_profile: opts.iam_instance_profile.clone(),
         client_token: format!("docker-euca-{name}-{:016x}", rand::random::<u64>()),
@@ -420,6 +454,17 @@ async fn run_steps(
         opts.timeouts.ssh_port,
     )
     .await?;
+    if opts.no_cloud_init {
+        pin_console_host_key(
+            ec2,
+            store,
+            opts,
+            &instance_id,
+            SocketAddr::new(address, opts.ssh_port),
+            progress,
+        )
+        .await?;
+    }
     progress.finish_stage();
     let verified = super::provision::provision_machine(
         docker_config,
@@ -431,6 +476,67 @@ async fn run_steps(
     )
     .await?;
     Ok((address, verified))
+}
+
+fn write_client_key(dir: &Path, file: &str, pair: &KeyPair) -> anyhow::Result<PathBuf> {
+    let path = dir.join(file);
+    fsutil::write_atomic(
+        &path,
+        pair.private_openssh().expose().as_bytes(),
+        PRIVATE_FILE,
+    )?;
+    fsutil::write_atomic(
+        &dir.join(format!("{file}.pub")),
+        pair.public_openssh().as_bytes(),
+        PRIVATE_FILE,
+    )?;
+    Ok(path)
+}
+
+/// Without cloud-init the host key is read from the console's `SSH HOST KEY KEYS` block (the
+/// image's own key, so it is not replaced later); only with `--ssh-trust-first-key` is the first
+/// key seen trusted when the console never shows one.
+async fn pin_console_host_key(
+    ec2: &Ec2,
+    store: &Store,
+    opts: &CreateOptions,
+    instance_id: &str,
+    addr: SocketAddr,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    progress.stage("reading the SSH host key from the console");
+    let wait = if opts.trust_first_key {
+        opts.timeouts.ssh_port.min(Duration::from_secs(60))
+    } else {
+        opts.timeouts.ssh_port
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let key = loop {
+        let console = ec2.console_output(instance_id).await?.unwrap_or_default();
+        if let Some(key) =
+            crate::ssh::keys::preferred_host_key(&crate::ssh::keys::console_host_keys(&console))
+        {
+            break key;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            if !opts.trust_first_key {
+                bail!(Hinted::new(
+                    format!(
+                        "the console of {instance_id} shows no SSH HOST KEY KEYS block after {wait:?}"
+                    ),
+                    "the image must print its host keys (cloud-init does), or pass --ssh-trust-first-key to trust the first key seen",
+                ));
+            }
+            progress.note("warning: no host key on the console; trusting the first key the host shows (--ssh-trust-first-key)");
+            break crate::ssh::first_seen_host_key(addr, opts.timeouts.ssh_port).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    store.update(&opts.name, |r| {
+        r.ssh.host_key = Some(key.clone());
+        r.ssh.host_key_rotated = true;
+    })?;
+    Ok(())
 }
 
 /// Waits until a TCP connection to `addr` succeeds, keeping the last error for the message.

@@ -83,7 +83,7 @@ pub async fn wait_cloud_init(
     }
 }
 
-/// Makes sure `dockerd` is on the host; returns the engine version `docker --version` reports.
+/// Makes sure `dockerd` is on the host; returns the engine version `dockerd --version` reports.
 pub async fn ensure_engine(
     session: &Session,
     facts: &HostFacts,
@@ -124,7 +124,7 @@ pub async fn ensure_engine(
         }
     }
     let version = session
-        .run("docker --version 2>/dev/null || dockerd --version")
+        .run("dockerd --version 2>/dev/null || docker --version")
         .await?;
     Ok(version.trim().to_string())
 }

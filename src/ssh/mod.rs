@@ -6,4 +6,6 @@ mod session;
 
 pub use session::shell_quote;
 
-pub use session::{ExecOutput, Session, SshError, SshTarget, connections_opened};
+pub use session::{
+    ExecOutput, Session, SshError, SshTarget, connections_opened, first_seen_host_key,
+};

@@ -131,6 +131,62 @@ impl client::Handler for Pinned {
     }
 }
 
+/// Trust on first use, only on explicit request (`--ssh-trust-first-key`): completes a key
+/// exchange with `addr`, returns the host key it showed, and disconnects without logging in.
+pub async fn first_seen_host_key(addr: SocketAddr, timeout: Duration) -> Result<String, SshError> {
+    struct Record(Arc<Mutex<Option<PublicKey>>>);
+    impl client::Handler for Record {
+        type Error = russh::Error;
+        async fn check_server_key(
+            &mut self,
+            server: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            if let PublicKeyOrCertificate::PublicKey { key, .. } = server {
+                *self.0.lock().expect("lock") = Some(key.clone());
+            }
+            Ok(true)
+        }
+    }
+    let seen = Arc::new(Mutex::new(None));
+    let attempt = tokio::time::timeout(
+        timeout,
+        client::connect(
+            Arc::new(client::Config::default()),
+            addr,
+            Record(seen.clone()),
+        ),
+    )
+    .await;
+    match attempt {
+        Ok(Ok(handle)) => {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+        }
+        Ok(Err(e)) => {
+            return Err(SshError::Connect {
+                addr,
+                waited: timeout,
+                last: e.to_string(),
+            });
+        }
+        Err(_) => {
+            return Err(SshError::Connect {
+                addr,
+                waited: timeout,
+                last: "handshake timed out".into(),
+            });
+        }
+    }
+    let key = seen.lock().expect("lock").clone();
+    key.and_then(|k| k.to_openssh().ok())
+        .ok_or_else(|| SshError::Connect {
+            addr,
+            waited: timeout,
+            last: "the server showed no plain host key".into(),
+        })
+}
+
 pub struct Session {
     handle: Handle<Pinned>,
     target: SshTarget,

@@ -256,6 +256,77 @@ fn create_in_vpc_mode_as_root() {
 }
 
 #[test]
+fn without_cloud_init_an_imported_key_pair_and_the_console_host_key() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let name = unique("nci");
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &[
+            "create",
+            &name,
+            "--image",
+            &image(),
+            "--import-keypair",
+            "--no-cloud-init",
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reading the SSH host key from the console")
+    );
+    let record = Store::new(home.path())
+        .load(&MachineName::new(name.clone()).unwrap())
+        .unwrap();
+    assert_eq!(
+        record.cloud.key_pair_name.as_deref(),
+        Some(format!("docker-euca-{name}").as_str())
+    );
+    assert!(record.cloud.key_pair_owned);
+    assert!(record.ssh.key_path.as_deref().unwrap().ends_with("id_rsa"));
+    assert_eq!(
+        docker_euca::fsutil::mode_of(std::path::Path::new(
+            record.ssh.key_path.as_deref().unwrap()
+        )),
+        Some(0o600)
+    );
+    ok(home.docker().args(["--context", &name, "version"]));
+    let stats = user.stats();
+    assert_eq!(stats.get("ImportKeyPair"), Some(&1), "{stats:?}");
+    let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
+    assert!(out.status.success(), "{}", text(&out));
+    let pairs =
+        crate::support::testbed::block_on(user.ec2().sdk().describe_key_pairs().send()).unwrap();
+    assert!(
+        !pairs
+            .key_pairs()
+            .iter()
+            .any(|k| k.key_name() == Some(format!("docker-euca-{name}").as_str())),
+        "rm must delete the imported key pair"
+    );
+    assert_nothing_left(&user, &name);
+}
+
+#[test]
+fn no_cloud_init_needs_a_key_pair() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &["create", "nokey", "--image", &image(), "--no-cloud-init"],
+    ));
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("docker euca: without cloud-init nothing can authorise an SSH key"),
+        "{err}"
+    );
+    assert!(!user.stats().contains_key("RunInstances"));
+}
+
+#[test]
 fn a_vm_answering_with_another_host_key_is_refused_and_rolled_back() {
     let home = DockerHome::new();
     let user = User::new();
