@@ -3,6 +3,7 @@
 //! dockerd, openssl, and (from the testbed issues on) the local Eucalyptus testbed.
 
 mod after_down;
+mod bench_ls;
 mod contexts;
 mod create_rm;
 mod credentials;
