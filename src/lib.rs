@@ -6,11 +6,13 @@
 //!   `help euca`, `__complete`, cancellation (SIGINT and the plugin socket).
 //! - [`cli`] and [`commands`]: the clap tree; one small module per command that reads options,
 //!   calls an operation and renders its result. Nothing below `commands` knows clap.
-//! - Operations' building blocks, one job each:
-//!   [`store`] (machine records), [`context`] (docker's context store and `config.json`),
-//!   [`tls`] (CA, server and client certificates), [`engine`] (the remote daemon over mTLS).
-//! - Shared leaves: [`names`] (validated names), [`secret`] (redacting wrapper), [`fsutil`]
-//!   (atomic, private file writes), [`report`] (how errors reach the user).
+//! - [`ops`]: one operation per command (`ops::create` for `create`, …) with typed options.
+//! - The layers operations are made of, one job each: [`cloud`] (EC2 in the Eucalyptus dialect),
+//!   [`credentials`] (keyring, profiles, the resolution chain), [`store`] (machine records),
+//!   [`ssh`] (pinned sessions), [`provision`] (what runs on the host), [`tls`] (certificates),
+//!   [`context`] (docker's context store and `config.json`), [`engine`] (the daemon over mTLS).
+//! - Shared leaves: [`names`], [`secret`], [`fsutil`], [`progress`], [`template`], [`shellenv`],
+//!   [`report`] (how errors reach the user).
 
 pub mod cli;
 pub mod cloud;
