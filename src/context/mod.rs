@@ -5,7 +5,7 @@
 //!   `{"Name":…,"Metadata":{"Description":…},"Endpoints":{"docker":{"Host":…,"SkipTLSVerify":false}}}`
 //! - `contexts/tls/<sha256(name)>/docker/{ca.pem,cert.pem,key.pem}`
 //!
-//! and `currentContext` in `config.json` (see [`config_file`]).
+//! and `currentContext` in `config.json` (see [`ConfigFile`]).
 
 mod config_file;
 

@@ -3,12 +3,8 @@
 
 use std::{path::Path, time::Duration};
 
-use super::provision::{install_server_cert, machine_address, verify, write_context};
-use crate::{
-    names::MachineName,
-    provision::{daemon, detect},
-    store::Store,
-};
+use super::provision::{machine_address, reissue_server_cert, verify};
+use crate::{names::MachineName, report::Hinted, store::Store};
 
 pub async fn regenerate_certs(
     docker_config: &Path,
@@ -18,41 +14,34 @@ pub async fn regenerate_certs(
 ) -> anyhow::Result<String> {
     let store = Store::new(docker_config);
     let record = store.load(name)?;
-    let session = super::machine::session(&record, timeout).await?;
-    let address = machine_address(&record).expect("session() checked the address");
-    let result = async {
-        let facts = detect::detect(&session).await?;
-        let client = install_server_cert(
-            &session,
-            &store,
-            &record,
-            address,
-            &record.engine.tls_sans,
-            client_certs,
+    let address = machine_address(&record).ok_or_else(|| {
+        Hinted::new(
+            format!("{name} has no address on record"),
+            format!("is it running? `docker euca start {name}`"),
         )
-        .await?;
-        daemon::restart_and_wait(&session, &facts, timeout).await?;
-        anyhow::Ok(client)
-    }
-    .await;
-    session.close().await;
-    let client = result?;
+    })?;
+    let url = reissue_server_cert(
+        docker_config,
+        &store,
+        &record,
+        address,
+        client_certs,
+        timeout,
+    )
+    .await?;
     let context = record
         .engine
         .context_name
         .clone()
         .unwrap_or_else(|| record.name.to_string());
-    let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
-    write_context(docker_config, &record, &context, &url, &client, false)?;
     let version = verify(docker_config, &context, &url, timeout).await?;
     Ok(format!(
-        "{name}: new {} certificate{} installed; Docker {} answers at {url}",
+        "{name}: new {} installed; Docker {} answers at {url}",
         if client_certs {
-            "CA, server and client"
+            "CA, server and client certificates"
         } else {
-            "server"
+            "server certificate"
         },
-        if client_certs { "s" } else { "" },
         version.version
     ))
 }

@@ -11,14 +11,13 @@ use tokio::task::JoinSet;
 
 use super::{
     machine::{group_by_cloud, instance_id},
-    provision::{install_server_cert, machine_address, verify, write_context},
+    provision::{machine_address, verify},
 };
 use crate::{
     cloud::{Ec2, usable_address},
     credentials::CloudFlags,
     names::MachineName,
-    provision::{daemon, detect},
-    ssh::Session,
+    provision::daemon,
     store::Store,
 };
 
@@ -56,12 +55,7 @@ pub async fn power(
         let ec2 = match super::machine::ec2_for(docker_config, &key, &opts.cloud).await {
             Ok(ec2) => ec2,
             Err(e) => {
-                let msg = format!("{e:#}");
-                results.extend(
-                    group
-                        .iter()
-                        .map(|r| (r.name.to_string(), Err(anyhow::anyhow!(msg.clone())))),
-                );
+                fail_all(&mut results, &group, format!("{e:#}"));
                 continue;
             }
         };
@@ -82,12 +76,7 @@ pub async fn power(
         let stop = matches!(opts.action, Power::Stop | Power::Kill | Power::Restart);
         if stop {
             if let Err(e) = ec2.stop_instances(&ids, opts.action == Power::Kill).await {
-                let msg = format!("{e:#}");
-                results.extend(
-                    members
-                        .iter()
-                        .map(|r| (r.name.to_string(), Err(anyhow::anyhow!(msg.clone())))),
-                );
+                fail_all(&mut results, &members, format!("{e:#}"));
                 continue;
             }
             let mut waits = JoinSet::new();
@@ -133,12 +122,7 @@ pub async fn power(
             }
         }
         if let Err(e) = ec2.start_instances(&ids).await {
-            let msg = format!("{e:#}");
-            results.extend(
-                members
-                    .iter()
-                    .map(|r| (r.name.to_string(), Err(anyhow::anyhow!(msg.clone())))),
-            );
+            fail_all(&mut results, &members, format!("{e:#}"));
             continue;
         }
         for r in members {
@@ -173,6 +157,19 @@ pub async fn power(
     };
     results.sort_by_key(|(n, _)| order(n));
     Ok(results)
+}
+
+/// Records one cloud-wide failure against every machine of a group.
+fn fail_all(
+    results: &mut Vec<(String, anyhow::Result<String>)>,
+    machines: &[crate::store::MachineRecord],
+    msg: String,
+) {
+    results.extend(
+        machines
+            .iter()
+            .map(|r| (r.name.to_string(), Err(anyhow::anyhow!(msg.clone())))),
+    );
 }
 
 /// After StartInstances: wait for it to run and get its address; if the address changed,
@@ -216,27 +213,15 @@ async fn after_start(
             timeout,
         )
         .await?;
-        let session =
-            Session::connect(&super::provision::ssh_target(&record, address)?, timeout).await?;
-        let result = async {
-            let facts = detect::detect(&session).await?;
-            let client = install_server_cert(
-                &session,
-                store,
-                &record,
-                address,
-                &record.engine.tls_sans,
-                false,
-            )
-            .await?;
-            daemon::restart_and_wait(&session, &facts, timeout).await?;
-            anyhow::Ok(client)
-        }
-        .await;
-        session.close().await;
-        let client = result?;
-        write_context(docker_config, &record, &context, &url, &client, false)?;
-        store.update(name, |r| r.engine.url = Some(url.clone()))?;
+        super::provision::reissue_server_cert(
+            docker_config,
+            store,
+            &record,
+            address,
+            false,
+            timeout,
+        )
+        .await?;
     }
     let version = verify(docker_config, &context, &url, timeout).await?;
     store.update(name, |r| r.engine.version = Some(version.version.clone()))?;

@@ -213,6 +213,46 @@ pub async fn install_server_cert(
     Ok(client)
 }
 
+/// Reissues the server certificate for `address` (with `fresh_ca`, a new CA and client
+/// certificate too), restarts the daemon and rewrites the context: what `start` does after an
+/// address change and what `regenerate-certs` does. Returns the endpoint URL.
+pub async fn reissue_server_cert(
+    docker_config: &Path,
+    store: &Store,
+    record: &MachineRecord,
+    address: IpAddr,
+    fresh_ca: bool,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let session = Session::connect(&ssh_target(record, address)?, timeout).await?;
+    let result = async {
+        let facts = provision::detect::detect(&session).await?;
+        let client = install_server_cert(
+            &session,
+            store,
+            record,
+            address,
+            &record.engine.tls_sans,
+            fresh_ca,
+        )
+        .await?;
+        daemon::restart_and_wait(&session, &facts, timeout).await?;
+        anyhow::Ok(client)
+    }
+    .await;
+    session.close().await;
+    let client = result?;
+    let context = record
+        .engine
+        .context_name
+        .clone()
+        .unwrap_or_else(|| record.name.to_string());
+    let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
+    write_context(docker_config, record, &context, &url, &client, false)?;
+    store.update(&record.name, |r| r.engine.url = Some(url.clone()))?;
+    Ok(url)
+}
+
 /// Writes (or rewrites) the machine's docker context.
 pub fn write_context(
     docker_config: &Path,

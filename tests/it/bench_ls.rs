@@ -6,14 +6,18 @@
 use std::time::Instant;
 
 use crate::support::{
-    DockerHome, bench, run, text,
+    DockerHome, bench, run,
     testbed::{User, testbed},
+    text,
 };
 
 #[test]
 #[ignore = "a measurement, run by hand (see the module docs)"]
 fn bench_ls() {
-    println!("{:>9} {:>12} {:>12} {:>18}", "machines", "median (ms)", "min (ms)", "DescribeInstances");
+    println!(
+        "{:>9} {:>12} {:>12} {:>18}",
+        "machines", "median (ms)", "min (ms)", "DescribeInstances"
+    );
     for n in [1, 20, 100] {
         let home = DockerHome::new();
         let user = User::new();
@@ -30,11 +34,19 @@ fn bench_ls() {
             let out = run(&mut cmd);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             assert!(out.status.success(), "{}", text(&out));
-            assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), n as usize);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).lines().count(),
+                n as usize
+            );
             calls.push(user.stats().get("DescribeInstances").copied().unwrap_or(0));
         }
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!("{n:>9} {:>12.1} {:>12.1} {:>18}", times[times.len() / 2], times[0], calls[0]);
+        println!(
+            "{n:>9} {:>12.1} {:>12.1} {:>18}",
+            times[times.len() / 2],
+            times[0],
+            calls[0]
+        );
         assert!(calls.iter().all(|c| *c == 1));
         bench::terminate(&user, &ids);
     }

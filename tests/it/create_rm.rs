@@ -10,16 +10,9 @@ use docker_euca::{names::MachineName, store::Store};
 
 use crate::support::{
     DockerHome, run,
-    testbed::{User, block_on, env, unique},
+    testbed::{User, assert_nothing_left, block_on, env, euca, unique},
     text,
 };
-
-fn euca(home: &DockerHome, user: &User, args: &[&str]) -> Command {
-    let mut cmd = home.docker();
-    cmd.arg("euca").args(args);
-    user.apply(&mut cmd);
-    cmd
-}
 
 fn create_args<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
@@ -32,19 +25,6 @@ fn create_args<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     ];
     v.extend_from_slice(extra);
     v
-}
-
-/// Nothing of `name` is left in the cloud: no live instance tagged with it, no group of its name.
-fn assert_nothing_left(user: &User, name: &str) {
-    let ec2 = user.ec2();
-    let live: Vec<_> = block_on(ec2.instances_tagged(name))
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.state != "terminated")
-        .collect();
-    assert!(live.is_empty(), "instances left for {name}: {live:?}");
-    let group = block_on(ec2.find_security_group(&format!("docker-euca-{name}"))).unwrap();
-    assert!(group.is_none(), "security group left for {name}: {group:?}");
 }
 
 fn assert_clear_failure(out: &Output, needle: &str) {

@@ -11,16 +11,9 @@ use docker_euca::{names::MachineName, store::Store};
 
 use crate::support::{
     DockerHome, ok, run,
-    testbed::{User, block_on, env, testbed, unique},
+    testbed::{User, block_on, env, euca, testbed, unique},
     text,
 };
-
-fn euca(home: &DockerHome, user: &User, args: &[&str]) -> Command {
-    let mut cmd = home.docker();
-    cmd.arg("euca").args(args);
-    user.apply(&mut cmd);
-    cmd
-}
 
 fn create(home: &DockerHome, user: &User, name: &str) {
     let out = run(&mut euca(

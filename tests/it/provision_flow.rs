@@ -7,16 +7,9 @@ use docker_euca::{names::MachineName, store::Store};
 
 use crate::support::{
     DockerHome, ok, run,
-    testbed::{User, env, unique},
+    testbed::{User, assert_nothing_left, env, euca, unique},
     text,
 };
-
-fn euca(home: &DockerHome, user: &User, args: &[&str]) -> Command {
-    let mut cmd = home.docker();
-    cmd.arg("euca").args(args);
-    user.apply(&mut cmd);
-    cmd
-}
 
 fn image() -> String {
     env()["EUCA_TESTBED_IMAGE"].clone()
@@ -44,20 +37,6 @@ fn ssh_to(home: &DockerHome, name: &str, cmd: &str) -> std::process::Output {
         .arg(rec.ssh.key_path.unwrap())
         .arg(format!("{}@{ip}", rec.ssh.user.unwrap()))
         .arg(cmd))
-}
-
-fn assert_nothing_left(user: &User, name: &str) {
-    let ec2 = user.ec2();
-    let live: Vec<_> = crate::support::testbed::block_on(ec2.instances_tagged(name))
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.state != "terminated")
-        .collect();
-    assert!(live.is_empty(), "instances left for {name}: {live:?}");
-    let group =
-        crate::support::testbed::block_on(ec2.find_security_group(&format!("docker-euca-{name}")))
-            .unwrap();
-    assert!(group.is_none(), "security group left for {name}");
 }
 
 #[test]

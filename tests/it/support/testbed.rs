@@ -133,6 +133,28 @@ impl User {
     }
 }
 
+/// `docker euca ARGS…` through the real docker CLI, as this user.
+pub fn euca(home: &super::DockerHome, user: &User, args: &[&str]) -> Command {
+    let mut cmd = home.docker();
+    cmd.arg("euca").args(args);
+    user.apply(&mut cmd);
+    cmd
+}
+
+/// Nothing of machine `name` is left in the cloud: no live instance tagged with it, no
+/// security group of its name (checked through the API).
+pub fn assert_nothing_left(user: &User, name: &str) {
+    let ec2 = user.ec2();
+    let live: Vec<_> = block_on(ec2.instances_tagged(name))
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.state != "terminated")
+        .collect();
+    assert!(live.is_empty(), "instances left for {name}: {live:?}");
+    let group = block_on(ec2.find_security_group(&format!("docker-euca-{name}"))).unwrap();
+    assert!(group.is_none(), "security group left for {name}: {group:?}");
+}
+
 /// Every address a test dials must live in the testbed's own ranges (never moto's inventions).
 pub fn assert_testbed_address(ip: IpAddr) {
     let IpAddr::V4(v4) = ip else {
