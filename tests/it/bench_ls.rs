@@ -1,5 +1,6 @@
 //! `ls` scaling, measured (not asserted): run with
-//! `cargo test --release --test it -- --ignored --nocapture bench_ls` while the testbed is up.
+//! `DOCKER_EUCA_BIN=path/to/release/docker-euca cargo test --test it -- --ignored --nocapture bench_ls`
+//! while the testbed is up.
 //! Machines are records whose instances exist but never boot, so this measures what grows with
 //! N: the EC2 side. Prints wall time and EC2 calls for 1, 20 and 100 machines.
 

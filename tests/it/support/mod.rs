@@ -21,7 +21,9 @@ impl DockerHome {
             .tempdir()
             .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("cli-plugins")).unwrap();
-        symlink(PLUGIN, dir.path().join("cli-plugins/docker-euca")).unwrap();
+        // DOCKER_EUCA_BIN swaps in another build (the release binary, for measurements).
+        let plugin = std::env::var("DOCKER_EUCA_BIN").unwrap_or_else(|_| PLUGIN.to_string());
+        symlink(plugin, dir.path().join("cli-plugins/docker-euca")).unwrap();
         DockerHome { dir }
     }
 
