@@ -179,6 +179,87 @@ unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
 
+/// Docker closes `DOCKER_CLI_PLUGIN_SOCKET` when the user interrupts it: the plugin must see the
+/// end of file and cancel (here: roll the create back), as it does for SIGINT.
+#[test]
+fn closing_the_plugin_socket_cancels_like_sigint() {
+    use std::os::linux::net::SocketAddrExt;
+    let home = DockerHome::new();
+    let user = User::new();
+    user.config(&["--public-ip-delay", "60"]);
+    let name = unique("sock");
+    let socket_name = format!("docker-euca-test-{name}");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(socket_name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let mut cmd = Command::new(crate::support::PLUGIN);
+    cmd.args(create_args(&name, &[]))
+        .env("DOCKER_CONFIG", home.path())
+        .env("DOCKER_CLI_PLUGIN_SOCKET", format!("@{socket_name}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    user.apply(&mut cmd);
+    let child = cmd.spawn().unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let store = Store::new(home.path());
+    let machine = MachineName::new(name.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store
+        .load(&machine)
+        .ok()
+        .and_then(|r| r.cloud.instance_id)
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the create never launched");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(conn);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rolled back"),
+        "{}",
+        text(&out)
+    );
+    assert_nothing_left(&user, &name);
+}
+
+#[test]
+fn throttling_is_backed_off_and_absorbed() {
+    let home = DockerHome::new();
+    let user = User::new();
+    user.fault("DescribeAvailabilityZones", &["--throttle", "--count", "2"]);
+    let mut cmd = home.docker();
+    cmd.args([
+        "euca",
+        "login",
+        "--profile",
+        "throttled",
+        "--endpoint",
+        &env()["EC2_URL"],
+        "--access-key",
+        &user.access_key,
+        "--secret-key-stdin",
+    ])
+    .env("DOCKER_EUCA_KEYRING", "keyutils")
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), user.secret_key.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "two RequestLimitExceeded answers must be retried: {}",
+        text(&out)
+    );
+    assert_eq!(
+        user.stats().get("DescribeAvailabilityZones"),
+        Some(&3),
+        "two throttled calls, then the one that worked"
+    );
+}
+
 #[test]
 fn an_injected_fault_after_launch_rolls_back() {
     let home = DockerHome::new();

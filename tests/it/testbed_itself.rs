@@ -215,7 +215,7 @@ fn a_launched_instance_is_a_real_vm_through_its_whole_life() {
         &hk,
         "ubuntu",
         new_public,
-        "for i in $(seq 50); do sudo docker version >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1",
+        "for i in $(seq 300); do sudo docker version >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1",
     );
     assert!(
         out.status.success(),
