@@ -7,6 +7,7 @@ mod bench_ls;
 mod contexts;
 mod create_rm;
 mod credentials;
+mod engine_install;
 mod lifecycle;
 mod mtls;
 mod plugin_protocol;
