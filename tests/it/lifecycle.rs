@@ -249,6 +249,35 @@ fn env_in_every_shell_ssh_and_scp() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
 
+    // On a terminal, ssh is interactive with a PTY (util-linux `script` provides the terminal).
+    let login = euca(&home, &user, &["ssh", &name]);
+    let argv: Vec<String> = std::iter::once(login.get_program())
+        .chain(login.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &argv.join(" "), "/dev/null"])
+        .envs(login.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let _ = std::io::Write::write_all(&mut stdin, b"tty; echo MARK-$((6*7)); exit 3\n");
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        screen.contains("/dev/pts/") && screen.contains("MARK-42"),
+        "{screen}"
+    );
+
     // scp both ways, files and directories.
     let dir = home.path().join("payload");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
