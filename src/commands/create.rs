@@ -196,12 +196,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         },
     };
     let outcome = ops::create(&ctx.docker_config, opts, ctx.cancel.clone()).await?;
-    let context = outcome
-        .record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| outcome.record.name.to_string());
+    let context = outcome.record.context_name();
     tracing::debug!(
         "ssh connections opened: {}; from SSH to verified: {:.1}s; total {:.1}s",
         crate::ssh::connections_opened(),

@@ -68,11 +68,7 @@ pub fn run(ctx: &Ctx, args: EnvArgs) -> anyhow::Result<()> {
         ));
     };
     let record = ctx.store().load(&name)?;
-    let context = record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| record.name.to_string());
+    let context = record.context_name();
     let url = record.engine.url.clone().ok_or_else(|| {
         Hinted::new(
             format!("{name} has no docker endpoint yet"),

@@ -105,11 +105,7 @@ pub fn url(ctx: &Ctx, args: NameArgs) -> anyhow::Result<()> {
 /// The docker CLI flags that reach the machine, as docker-machine printed them.
 pub fn config(ctx: &Ctx, args: NameArgs) -> anyhow::Result<()> {
     let record = ctx.store().load(&args.name)?;
-    let context = record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| record.name.to_string());
+    let context = record.context_name();
     let url = record.engine.url.clone().ok_or_else(|| {
         Hinted::new(
             format!("{} has no docker endpoint yet", args.name),
@@ -129,11 +125,7 @@ pub fn config(ctx: &Ctx, args: NameArgs) -> anyhow::Result<()> {
 /// Makes the machine's context the current one.
 pub fn use_machine(ctx: &Ctx, args: NameArgs) -> anyhow::Result<()> {
     let record = ctx.store().load(&args.name)?;
-    let context = record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| record.name.to_string());
+    let context = record.context_name();
     ctx.contexts().read(&context)?;
     ctx.config_file().set_current_context(&context)?;
     println!("Current context is now {context:?}");

@@ -29,11 +29,7 @@ pub async fn regenerate_certs(
         timeout,
     )
     .await?;
-    let context = record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| record.name.to_string());
+    let context = record.context_name();
     let version = verify(docker_config, &context, &url, timeout).await?;
     Ok(format!(
         "{name}: new {} installed; Docker {} answers at {url}",

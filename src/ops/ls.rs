@@ -129,11 +129,7 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
             Err(e) => (HashMap::new(), Some(format!("{e:#}"))),
         };
         for r in group {
-            let context = r
-                .engine
-                .context_name
-                .clone()
-                .unwrap_or_else(|| r.name.to_string());
+            let context = r.context_name();
             let info = r.cloud.instance_id.as_ref().and_then(|id| infos.get(id));
             let state = match (&r.state, info, &cloud_error) {
                 (MachineState::Creating, _, _) if r.engine.url.is_none() => "Creating".to_string(),

@@ -201,11 +201,7 @@ async fn after_start(
             r.cloud.public_ip = info.public_ip.clone();
         }
     })?;
-    let context = record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| record.name.to_string());
+    let context = record.context_name();
     let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
     if changed {
         super::create::wait_for_port(

@@ -40,10 +40,7 @@ impl ProvisionPlan {
                 Some(url) => EngineInstall::Url(url.to_string()),
             },
             tls_sans: e.tls_sans.clone(),
-            context_name: e
-                .context_name
-                .clone()
-                .unwrap_or_else(|| record.name.to_string()),
+            context_name: record.context_name(),
             use_context: false,
             stage_timeout,
         }
@@ -242,11 +239,7 @@ pub async fn reissue_server_cert(
     .await;
     session.close().await;
     let client = result?;
-    let context = record
-        .engine
-        .context_name
-        .clone()
-        .unwrap_or_else(|| record.name.to_string());
+    let context = record.context_name();
     let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
     write_context(docker_config, record, &context, &url, &client, false)?;
     store.update(&record.name, |r| r.engine.url = Some(url.clone()))?;

@@ -116,6 +116,15 @@ impl MachineRecord {
         }
     }
 
+    /// The docker context this machine's endpoint lives in (the machine name unless
+    /// `--context-name` chose another).
+    pub fn context_name(&self) -> String {
+        self.engine
+            .context_name
+            .clone()
+            .unwrap_or_else(|| self.name.to_string())
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).expect("a record always serialises");
         out.push(b'\n');
