@@ -5,7 +5,7 @@ use std::{io::IsTerminal, time::Duration};
 use clap::Args;
 
 use super::Ctx;
-use crate::{names::MachineName, ops};
+use crate::{names::MachineName, ops, ssh::Pty};
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
@@ -68,9 +68,11 @@ fn terminal_size() -> (u32, u32) {
         })
         .and_then(|o| {
             let s = String::from_utf8_lossy(&o.stdout).to_string();
-            let mut it = s.split_whitespace().filter_map(|n| n.parse().ok());
+            let mut it = s.split_whitespace().filter_map(|n| n.parse::<u32>().ok());
             let rows = it.next()?;
-            Some((it.next()?, rows))
+            let cols = it.next()?;
+            // A terminal that does not know its size says 0 0.
+            (rows > 0 && cols > 0).then_some((cols, rows))
         })
         .unwrap_or((80, 24))
 }
@@ -82,12 +84,31 @@ pub async fn run(ctx: &Ctx, args: SshArgs) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let command = (!args.command.is_empty()).then(|| args.command.join(" "));
     let status = if interactive {
+        // SIGWINCH: the terminal was resized; tell the remote PTY. Listen before reading the
+        // size, so that no resize falls between the two.
+        let changes =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
         let (cols, rows) = terminal_size();
+        let (sizes, resize) = tokio::sync::watch::channel((cols, rows));
+        let winch = tokio::spawn(async move {
+            let Some(mut changes) = changes else { return };
+            while changes.recv().await.is_some() {
+                let _ = sizes.send(terminal_size());
+            }
+        });
         let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
+        let pty = Pty {
+            term,
+            cols,
+            rows,
+            resize: Some(resize),
+        };
         let _raw = RawTerminal::enter();
-        session
-            .run_attached(command.as_deref(), Some((term, cols, rows)), true)
-            .await?
+        let status = session
+            .run_attached(command.as_deref(), Some(pty), true)
+            .await;
+        winch.abort();
+        status?
     } else {
         let command = command.unwrap_or_else(|| "sh -s".into());
         session

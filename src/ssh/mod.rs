@@ -7,5 +7,5 @@ mod session;
 pub use session::shell_quote;
 
 pub use session::{
-    ExecOutput, Session, SshError, SshTarget, connections_opened, first_seen_host_key,
+    ExecOutput, Pty, Session, SshError, SshTarget, connections_opened, first_seen_host_key,
 };

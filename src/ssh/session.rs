@@ -75,6 +75,15 @@ fn last_line(stderr: &str) -> &str {
         .unwrap_or("(no error output)")
 }
 
+/// A remote terminal: its type, size, and the local size changes to follow.
+#[derive(Debug)]
+pub struct Pty {
+    pub term: String,
+    pub cols: u32,
+    pub rows: u32,
+    pub resize: Option<tokio::sync::watch::Receiver<(u32, u32)>>,
+}
+
 /// Where and as whom to connect, and which host key to expect.
 #[derive(Debug, Clone)]
 pub struct SshTarget {
@@ -398,16 +407,16 @@ impl Session {
     pub async fn run_attached(
         &self,
         command: Option<&str>,
-        pty: Option<(String, u32, u32)>,
+        pty: Option<Pty>,
         forward_stdin: bool,
     ) -> Result<u32, SshError> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.target.addr;
         let proto = |source| SshError::Protocol { addr, source };
         let channel = self.handle.channel_open_session().await.map_err(proto)?;
-        if let Some((term, cols, rows)) = &pty {
+        if let Some(p) = &pty {
             channel
-                .request_pty(true, term, *cols, *rows, 0, 0, &[])
+                .request_pty(true, &p.term, p.cols, p.rows, 0, 0, &[])
                 .await
                 .map_err(proto)?;
         }
@@ -424,7 +433,19 @@ impl Session {
         }
         .map_err(proto)?;
         let (mut read, write) = channel.split();
+        let write = Arc::new(write);
+        // The local terminal's size changes follow the remote PTY.
+        let resizer = pty.and_then(|p| p.resize).map(|mut sizes| {
+            let write = write.clone();
+            tokio::spawn(async move {
+                while sizes.changed().await.is_ok() {
+                    let (cols, rows) = *sizes.borrow_and_update();
+                    let _ = write.window_change(cols, rows, 0, 0).await;
+                }
+            })
+        });
         let feeder = if forward_stdin {
+            let write = write.clone();
             Some(tokio::spawn(async move {
                 let mut stdin = tokio::io::stdin();
                 let mut buf = vec![0u8; 16 * 1024];
@@ -462,8 +483,8 @@ impl Session {
                 _ => {}
             }
         }
-        if let Some(f) = feeder {
-            f.abort();
+        for task in [feeder, resizer].into_iter().flatten() {
+            task.abort();
         }
         Ok(status.unwrap_or(255))
     }

@@ -249,14 +249,19 @@ fn env_in_every_shell_ssh_and_scp() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
 
-    // On a terminal, ssh is interactive with a PTY (util-linux `script` provides the terminal).
+    // On a terminal, ssh is interactive with a PTY of the terminal's size, which follows
+    // resizes (util-linux `script` provides the terminal; a background `stty` resizes it).
     let login = euca(&home, &user, &["ssh", &name]);
     let argv: Vec<String> = std::iter::once(login.get_program())
         .chain(login.get_args())
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let mut cmd = Command::new("script");
-    cmd.args(["-qefc", &argv.join(" "), "/dev/null"])
+    let resized_login = format!(
+        "stty rows 33 cols 111; (sleep 3; stty rows 50 cols 150 </dev/tty) & {}",
+        argv.join(" ")
+    );
+    cmd.args(["-qefc", &resized_login, "/dev/null"])
         .envs(login.get_envs().filter_map(|(k, v)| Some((k, v?))));
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -266,8 +271,9 @@ fn env_in_every_shell_ssh_and_scp() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        let _ = std::io::Write::write_all(&mut stdin, b"tty; echo MARK-$((6*7)); exit 3\n");
+        std::thread::sleep(Duration::from_secs(7));
+        let _ =
+            std::io::Write::write_all(&mut stdin, b"tty; stty size; echo MARK-$((6*7)); exit 3\n");
         std::thread::sleep(Duration::from_secs(30));
     });
     let out = child.wait_with_output().unwrap();
@@ -276,6 +282,10 @@ fn env_in_every_shell_ssh_and_scp() {
     assert!(
         screen.contains("/dev/pts/") && screen.contains("MARK-42"),
         "{screen}"
+    );
+    assert!(
+        screen.contains("50 150"),
+        "the remote PTY did not follow the resize: {screen}"
     );
 
     // scp both ways, files and directories.
