@@ -131,18 +131,7 @@ fn sigint_mid_wait_rolls_everything_back() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let store = Store::new(home.path());
-    let machine = MachineName::new(name.clone()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store
-        .load(&machine)
-        .ok()
-        .and_then(|r| r.cloud.instance_id)
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "the create never launched");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (store, machine) = wait_until_launched(&home, &name);
     std::thread::sleep(Duration::from_secs(2));
     // SIGINT to the plugin process, as a terminal's Ctrl-C would (docker forwards nothing here).
     let plugin_pid = find_plugin_pid(&name).expect("plugin process");
@@ -159,6 +148,23 @@ fn sigint_mid_wait_rolls_everything_back() {
         store.load(&machine).is_err(),
         "the record must be gone after a rollback"
     );
+}
+
+/// Waits until the create running for `name` has journalled its instance (mid-wait from then on).
+fn wait_until_launched(home: &DockerHome, name: &str) -> (Store, MachineName) {
+    let store = Store::new(home.path());
+    let machine = MachineName::new(name).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store
+        .load(&machine)
+        .ok()
+        .and_then(|r| r.cloud.instance_id)
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the create never launched");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (store, machine)
 }
 
 fn find_plugin_pid(name: &str) -> Option<i32> {
@@ -200,18 +206,7 @@ fn closing_the_plugin_socket_cancels_like_sigint() {
     user.apply(&mut cmd);
     let child = cmd.spawn().unwrap();
     let (conn, _) = listener.accept().unwrap();
-    let store = Store::new(home.path());
-    let machine = MachineName::new(name.clone()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store
-        .load(&machine)
-        .ok()
-        .and_then(|r| r.cloud.instance_id)
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "the create never launched");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_launched(&home, &name);
     drop(conn);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
