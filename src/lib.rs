@@ -18,6 +18,7 @@ pub mod cli;
 pub mod cloud;
 pub mod commands;
 pub mod context;
+pub mod crash;
 pub mod credentials;
 pub mod engine;
 pub mod fsutil;

@@ -40,6 +40,8 @@ pub struct InstanceInfo {
     pub public_ip: Option<String>,
     pub state_reason: Option<String>,
     pub tags: Vec<(String, String)>,
+    /// The RunInstances client token it was launched with.
+    pub client_token: Option<String>,
 }
 
 /// A RunInstances request, only with what the user asked for. Its `Debug` leaves out the user
@@ -502,6 +504,7 @@ impl Ec2 {
                         public_ip: None,
                         state_reason: None,
                         tags: vec![],
+                        client_token: None,
                     });
                 }
                 Some(i)
@@ -638,6 +641,7 @@ fn instance_infos(
                     )
                 })
                 .collect(),
+            client_token: i.client_token().map(str::to_string),
         })
         .collect()
 }

@@ -323,6 +323,7 @@ async fn rotate_host_key(
          {sudo}rc-service sshd reload 2>/dev/null || {sudo}sh -c 'kill -HUP $(cat /var/run/sshd.pid)'"
     );
     session.run(&reload).await?;
+    crate::crash::point("host-key-reloaded");
     store.update(name, |r| {
         r.ssh.host_key = Some(public.clone());
         r.ssh.host_key_rotated = true;

@@ -10,6 +10,7 @@ mod credentials;
 mod engine_install;
 mod lifecycle;
 mod mtls;
+mod ownership;
 mod plugin_protocol;
 mod provision_flow;
 mod store_concurrency;

@@ -71,8 +71,17 @@ pub struct User {
 
 impl User {
     pub fn new() -> User {
+        Self::with_args(&["credentials", "new"])
+    }
+
+    /// A user of a second account: it sees none of the first account's resources.
+    pub fn in_new_account() -> User {
+        Self::with_args(&["credentials", "new", "--account", "new"])
+    }
+
+    fn with_args(args: &[&str]) -> User {
         env();
-        let kv = parse_exports(&testbed(&["credentials", "new"]));
+        let kv = parse_exports(&testbed(args));
         User {
             access_key: kv["AWS_ACCESS_KEY_ID"].clone(),
             secret_key: kv["AWS_SECRET_ACCESS_KEY"].clone(),
@@ -151,8 +160,42 @@ pub fn assert_nothing_left(user: &User, name: &str) {
         .filter(|i| i.state != "terminated")
         .collect();
     assert!(live.is_empty(), "instances left for {name}: {live:?}");
-    let group = block_on(ec2.find_security_group(&format!("docker-euca-{name}"))).unwrap();
-    assert!(group.is_none(), "security group left for {name}: {group:?}");
+    let groups = groups_named_for(user, name);
+    assert!(groups.is_empty(), "security groups left for {name}: {groups:?}");
+}
+
+/// Security groups whose name a create of machine `name` would use (`docker-euca-NAME` or
+/// `docker-euca-NAME-SUFFIX`), or that carry its machine tag.
+pub fn groups_named_for(user: &User, name: &str) -> Vec<String> {
+    let out = block_on(user.ec2().sdk().describe_security_groups().send()).unwrap();
+    let exact = format!("docker-euca-{name}");
+    out.security_groups()
+        .iter()
+        .filter(|g| {
+            let n = g.group_name().unwrap_or_default();
+            let tagged = g.tags().iter().any(|t| {
+                t.key() == Some("docker-euca:machine") && t.value() == Some(name)
+            });
+            n == exact || n.strip_prefix(&exact).is_some_and(|r| r.starts_with('-')) || tagged
+        })
+        .map(|g| g.group_name().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// `docker euca create NAME --image <testbed image> EXTRA…` as `user`, insisting on success.
+pub fn create_ok(home: &super::DockerHome, user: &User, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["create", name, "--image", env()["EUCA_TESTBED_IMAGE"].as_str()];
+    args.extend_from_slice(extra);
+    let out = super::run(&mut euca(home, user, &args));
+    assert!(out.status.success(), "create {name} failed: {}", super::text(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The machine's record in `home`.
+pub fn record(home: &super::DockerHome, name: &str) -> docker_euca::store::MachineRecord {
+    docker_euca::store::Store::new(home.path())
+        .load(&docker_euca::names::MachineName::new(name).unwrap())
+        .unwrap()
 }
 
 /// Every address a test dials must live in the testbed's own ranges (never moto's inventions).
