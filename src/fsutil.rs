@@ -69,6 +69,33 @@ impl LockFile {
         file.lock()?;
         Ok(LockFile { _file: file })
     }
+
+    /// Takes the lock if it is free and writes `holder` into the file for whoever finds it
+    /// taken; otherwise returns at once with what the holder wrote. Never blocks.
+    pub fn try_exclusive(path: &Path, holder: &str) -> io::Result<Result<Self, String>> {
+        use std::io::{Read, Seek, Write};
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)?;
+                file.seek(io::SeekFrom::Start(0))?;
+                file.write_all(holder.as_bytes())?;
+                Ok(Ok(LockFile { _file: file }))
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut held_by = String::new();
+                file.read_to_string(&mut held_by)?;
+                Ok(Err(held_by.trim().to_string()))
+            }
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +113,24 @@ mod tests {
         assert_eq!(mode_of(&f), Some(0o644));
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn a_taken_lock_names_its_holder_and_is_free_again_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.op");
+        let held = LockFile::try_exclusive(&path, "provision (pid 1)")
+            .unwrap()
+            .unwrap();
+        let refused = LockFile::try_exclusive(&path, "rm (pid 2)").unwrap();
+        assert_eq!(refused.err().as_deref(), Some("provision (pid 1)"));
+        drop(held);
+        assert!(
+            LockFile::try_exclusive(&path, "rm (pid 2)")
+                .unwrap()
+                .is_ok()
+        );
+        assert_eq!(mode_of(&path), Some(0o600));
     }
 
     #[test]

@@ -7,6 +7,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// The docker CLI's context name rule, which machine names share.
 pub const NAME_RULE: &str = "^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$";
 
+/// The longest machine name: every name derived from it stays within the cloud's limits, the
+/// tightest being RunInstances' client token (64 characters: `docker-euca-NAME-` plus 16 hex
+/// digits), then security group and key pair names (`docker-euca-NAME-` plus 8 hex digits).
+pub const MAX_NAME_LEN: usize = 32;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid machine name {name:?}: {reason}")]
 pub struct InvalidName {
@@ -18,7 +23,7 @@ impl InvalidName {
     pub fn hint(&self) -> String {
         format!(
             "names must match {NAME_RULE} (a letter or digit, then at least one of letters, digits, \
-             `_`, `.`, `+`, `-`) and may not be `default`"
+             `_`, `.`, `+`, `-`), be at most {MAX_NAME_LEN} characters long and not be `default`"
         )
     }
 }
@@ -46,6 +51,7 @@ impl MachineName {
         if name.len() < 2 {
             return Err(fail("it must be at least two characters long"));
         }
+
         if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || "_.+-".contains(*c))) {
             return Err(fail(&format!("{bad:?} is not allowed")));
         }
@@ -53,6 +59,23 @@ impl MachineName {
             return Err(fail("`default` is docker's own context"));
         }
         Ok(MachineName(name))
+    }
+
+    /// A name for a machine about to be made: docker's rule plus [`MAX_NAME_LEN`]. (Names
+    /// read back from records or typed for existing machines are not held to the length.)
+    pub fn for_new_machine(name: impl Into<String>) -> Result<Self, InvalidName> {
+        let name = Self::new(name)?;
+        if name.0.len() > MAX_NAME_LEN {
+            return Err(InvalidName {
+                reason: format!(
+                    "it is {} characters long; a new machine's name may have at most {MAX_NAME_LEN} \
+                     (the names derived from it must fit the cloud's limits)",
+                    name.0.len()
+                ),
+                name: name.0,
+            });
+        }
+        Ok(name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -106,6 +129,18 @@ mod tests {
             assert_eq!(err.name, bad);
             assert!(err.hint().contains(NAME_RULE));
         }
+    }
+
+    #[test]
+    fn new_machines_have_a_length_limit_that_fits_every_derived_name() {
+        let longest = "a".repeat(MAX_NAME_LEN);
+        assert!(MachineName::for_new_machine(longest.as_str()).is_ok());
+        let err = MachineName::for_new_machine(format!("{longest}b")).unwrap_err();
+        assert!(err.reason.contains("at most 32"), "{err}");
+        // Existing machines with longer names stay usable.
+        assert!(MachineName::new(format!("{longest}b")).is_ok());
+        // The tightest limit: RunInstances' client token (64).
+        assert!(format!("docker-euca-{longest}-{:016x}", u64::MAX).len() <= 64);
     }
 
     #[test]

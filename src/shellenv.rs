@@ -41,16 +41,27 @@ impl Shell {
             .unwrap_or(Shell::Bash)
     }
 
+    /// One assignment. Every value is quoted so that the shell, applying the output the way the
+    /// hint says, sets exactly these bytes: nothing in it is expanded (`$`, backticks, `!`, `%`)
+    /// and no quote inside it ends the string early. Where a shell cannot carry a value at all
+    /// (a line break for cmd and tcsh), the variable is unset and a line says why, rather than
+    /// set to something else or, for cmd, letting the rest of the value run as a command.
     fn set(self, out: &mut String, key: &str, value: &str) {
         let _ = match self {
-            Shell::Bash | Shell::Zsh => {
-                writeln!(out, "export {key}=\"{}\"", value.replace('"', "\\\""))
+            Shell::Bash | Shell::Zsh => writeln!(out, "export {key}={}", posix_quote(value)),
+            Shell::Fish => writeln!(out, "set -gx {key} {};", fish_quote(value)),
+            Shell::PowerShell => writeln!(out, "$Env:{key} = {}", powershell_quote(value)),
+            Shell::Cmd if value.contains(['\n', '\r']) => {
+                let _ = writeln!(out, "ECHO {}", cannot_carry(key, "cmd"));
+                writeln!(out, "SET {key}=")
             }
-            Shell::Fish => writeln!(out, "set -gx {key} \"{}\";", value.replace('"', "\\\"")),
-            Shell::PowerShell => writeln!(out, "$Env:{key} = \"{}\"", value.replace('"', "`\"")),
             Shell::Cmd => writeln!(out, "SET {key}={value}"),
-            Shell::Tcsh => writeln!(out, "setenv {key} \"{}\";", value.replace('"', "\\\"")),
-            Shell::Emacs => writeln!(out, "(setenv \"{key}\" \"{}\")", value.replace('"', "\\\"")),
+            Shell::Tcsh if value.contains('\n') => {
+                let _ = writeln!(out, "echo {};", tcsh_quote(&cannot_carry(key, "tcsh")));
+                writeln!(out, "unsetenv {key};")
+            }
+            Shell::Tcsh => writeln!(out, "setenv {key} {};", tcsh_quote(value)),
+            Shell::Emacs => writeln!(out, "(setenv \"{key}\" {})", elisp_quote(value)),
         };
     }
 
@@ -65,20 +76,27 @@ impl Shell {
         };
     }
 
+    /// The apply line. bash needs `"$(…)"` quoted (unquoted, the output is word-split and
+    /// globbed, which squeezes blanks and loses line breaks inside values) and tcsh needs
+    /// `` "`…`" `` for the same reason (unquoted backquotes squeeze blanks and tabs). fish's
+    /// `(…)` splits on line breaks only, which is why its lines end in `;`.
     fn hint(self, out: &mut String, command: &str) {
         let (comment, apply) = match self {
-            Shell::Bash | Shell::Zsh => ("#", format!("eval $({command})")),
+            Shell::Bash | Shell::Zsh => ("#", format!("eval \"$({command})\"")),
             Shell::Fish => ("#", format!("eval ({command})")),
             Shell::PowerShell => ("#", format!("& {command} | Invoke-Expression")),
             Shell::Cmd => (
                 "REM",
                 format!("@FOR /f \"tokens=*\" %i IN ('{command}') DO @%i"),
             ),
-            Shell::Tcsh => (":", format!("eval `{command}`")),
+            // tcsh's `:` does not expand its arguments, so the backquotes here run nothing
+            // when the whole output goes through eval.
+            Shell::Tcsh => (":", format!("eval \"`{command}`\"")),
             Shell::Emacs => (
                 ";;",
                 format!(
-                    "(with-temp-buffer (shell-command \"{command}\" (current-buffer)) (eval-buffer))"
+                    "(with-temp-buffer (shell-command {} (current-buffer)) (eval-buffer))",
+                    elisp_quote(command)
                 ),
             ),
         };
@@ -86,6 +104,94 @@ impl Shell {
         let _ = writeln!(out, "{comment} {apply}");
     }
 }
+
+/// The line that replaces an assignment a shell cannot carry.
+fn cannot_carry(key: &str, shell: &str) -> String {
+    format!("docker euca: {key} left unset: its value holds a line break, which {shell} cannot set")
+}
+
+/// POSIX sh, bash, zsh, dash, ksh: inside single quotes nothing is special (no `$`, backtick,
+/// `\`, `!` or line break), so the only character to handle is `'` itself: close the quotes,
+/// add an escaped `'`, reopen (`'\''`). History expansion (`!`) never looks inside single
+/// quotes, and the text eval runs is not subject to it anyway.
+fn posix_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// fish: single quotes know exactly two escapes, `\\` and `\'`; everything else, `$`
+/// included, is literal. A line break is written as an unquoted `\n` between two quoted
+/// parts, because `eval (…)` splits the output at line breaks and would turn a literal one
+/// into a space.
+fn fish_quote(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => quoted.push_str(r"\\"),
+            '\'' => quoted.push_str(r"\'"),
+            '\n' => quoted.push_str(r"'\n'"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// PowerShell: double quotes with the backtick escaping `` ` ``, `$`, `"` and the typographic
+/// double quotes PowerShell also accepts as quotes (U+201C, U+201D, U+201E). Double, not
+/// single, quotes because `| Invoke-Expression` runs the output one line at a time: a line
+/// break inside a value must be written as `` `n `` (and CR as `` `r ``), which only double
+/// quotes understand.
+fn powershell_quote(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        match c {
+            '`' | '$' | '"' | '\u{201C}' | '\u{201D}' | '\u{201E}' => {
+                quoted.push('`');
+                quoted.push(c);
+            }
+            '\n' => quoted.push_str("`n"),
+            '\r' => quoted.push_str("`r"),
+            '\0' => quoted.push_str("`0"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// tcsh and csh: single quotes stop `$`, backticks and globbing, and `\` is literal inside
+/// them, but history substitution still sees a bare `!` (even in text run by eval, where an
+/// unknown event is a hard error), so `!` becomes `\!`; `'` is written as `'\''`. A line
+/// break cannot survive `eval "`…`"` (backquotes split at line breaks), so callers never pass
+/// one here as a value.
+fn tcsh_quote(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => quoted.push_str(r"'\''"),
+            '!' => quoted.push_str(r"\!"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// Emacs Lisp: a string literal where only `"` and `\` need a backslash; a line break may
+/// stand in it as it is.
+fn elisp_quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', r"\\").replace('"', "\\\""))
+}
+
+// cmd gets the value verbatim, and that is right for the way the hint applies it:
+// `FOR /f … DO @%i` substitutes each line after cmd has done its `%` expansion and its
+// handling of `^ & | < >`, so none of those is interpreted again (a `^%` escape would stay in
+// the value as a caret). Pasting the line at a prompt instead would expand `%NAME%`; no
+// escape in cmd covers both uses. With delayed expansion on (`cmd /V:ON`), `!NAME!` in a
+// value would still expand: it is off by default and nothing here turns it on.
 
 /// The variables that point the docker CLI at a machine.
 pub fn render_set(shell: Shell, vars: &[(&str, String)], command: &str) -> String {
@@ -136,6 +242,158 @@ mod tests {
             render_unset(Shell::Emacs, &["DOCKER_HOST"], cmd)
                 .starts_with("(setenv \"DOCKER_HOST\" nil)")
         );
+    }
+
+    /// Everything a shell might expand or end a string on.
+    const TRICKY: &str = r#"a $HOME `id` 'sq' "dq" \bs !bang %PATH% ^ & |  two  spaces"#;
+
+    fn line(shell: Shell, value: &str) -> String {
+        let mut out = String::new();
+        shell.set(&mut out, "K", value);
+        out
+    }
+
+    #[test]
+    fn posix_shells_get_single_quotes() {
+        let want = r#"export K='a $HOME `id` '\''sq'\'' "dq" \bs !bang %PATH% ^ & |  two  spaces'"#;
+        assert_eq!(line(Shell::Bash, TRICKY), format!("{want}\n"));
+        assert_eq!(line(Shell::Zsh, TRICKY), format!("{want}\n"));
+        assert_eq!(line(Shell::Bash, "a\nb"), "export K='a\nb'\n");
+    }
+
+    #[test]
+    fn fish_escapes_backslash_quote_and_line_break() {
+        let want = r#"set -gx K 'a $HOME `id` \'sq\' "dq" \\bs !bang %PATH% ^ & |  two  spaces';"#;
+        assert_eq!(line(Shell::Fish, TRICKY), format!("{want}\n"));
+        assert_eq!(line(Shell::Fish, "a\nb"), "set -gx K 'a'\\n'b';\n");
+    }
+
+    #[test]
+    fn powershell_escapes_with_backticks() {
+        let want = r#"$Env:K = "a `$HOME ``id`` 'sq' `"dq`" \bs !bang %PATH% ^ & |  two  spaces""#;
+        assert_eq!(line(Shell::PowerShell, TRICKY), format!("{want}\n"));
+        assert_eq!(
+            line(Shell::PowerShell, "a\r\nb\u{201C}c"),
+            "$Env:K = \"a`r`nb`\u{201C}c\"\n"
+        );
+    }
+
+    #[test]
+    fn tcsh_escapes_bang_and_quote() {
+        let want =
+            r#"setenv K 'a $HOME `id` '\''sq'\'' "dq" \bs \!bang %PATH% ^ & |  two  spaces';"#;
+        assert_eq!(line(Shell::Tcsh, TRICKY), format!("{want}\n"));
+    }
+
+    #[test]
+    fn emacs_escapes_quote_and_backslash() {
+        let want =
+            r#"(setenv "K" "a $HOME `id` 'sq' \"dq\" \\bs !bang %PATH% ^ & |  two  spaces")"#;
+        assert_eq!(line(Shell::Emacs, TRICKY), format!("{want}\n"));
+        let hint = render_set(
+            Shell::Emacs,
+            &[],
+            r#"docker euca env --shell "e\macs" web1"#,
+        );
+        assert!(
+            hint.ends_with(
+                ";; (with-temp-buffer (shell-command \"docker euca env --shell \\\"e\\\\macs\\\" web1\" (current-buffer)) (eval-buffer))\n"
+            ),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn cmd_takes_the_value_verbatim() {
+        // `FOR /f … DO @%i` does not expand `%` or act on `^ & |` in what it substitutes.
+        assert_eq!(line(Shell::Cmd, TRICKY), format!("SET K={TRICKY}\n"));
+    }
+
+    #[test]
+    fn a_line_break_is_never_set_where_the_shell_cannot_carry_it() {
+        // Raw, the second line would run as a command of its own under cmd's FOR loop.
+        assert_eq!(
+            line(Shell::Cmd, "a\r\ndel *"),
+            "ECHO docker euca: K left unset: its value holds a line break, which cmd cannot set\nSET K=\n"
+        );
+        assert_eq!(
+            line(Shell::Tcsh, "a\nb"),
+            "echo 'docker euca: K left unset: its value holds a line break, which tcsh cannot set';\nunsetenv K;\n"
+        );
+    }
+
+    #[test]
+    fn hints_quote_the_command_substitution() {
+        let cmd = "docker euca env web1";
+        assert!(
+            render_set(Shell::Bash, &[], cmd).ends_with("# eval \"$(docker euca env web1)\"\n")
+        );
+        assert!(render_set(Shell::Tcsh, &[], cmd).ends_with(": eval \"`docker euca env web1`\"\n"));
+    }
+
+    /// Whether `shell` runs here; the exact-text tests above cover the shells that do not.
+    fn installed(shell: &str) -> bool {
+        std::process::Command::new(shell)
+            .args(["-c", "exit 0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// What `printenv K` says after `shell` applied `render_set` the way the hint says.
+    fn applied(shell: &str, kind: Shell, value: &str) -> String {
+        let apply = match kind {
+            Shell::Fish => "eval (printenv OUT); printenv K",
+            Shell::Tcsh => "eval \"`printenv OUT`\"; printenv K",
+            _ => "eval \"$(printenv OUT)\"; printenv K",
+        };
+        let rendered = render_set(
+            kind,
+            &[("K", value.to_string())],
+            &format!("docker euca env --shell {shell} web1"),
+        );
+        let out = std::process::Command::new(shell)
+            .args(["-c", apply])
+            .env("OUT", &rendered)
+            .env_remove("K")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shell}: {}\n{rendered}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn values_round_trip_through_the_installed_shells() {
+        let shells = [
+            ("sh", Shell::Bash),
+            ("bash", Shell::Bash),
+            ("zsh", Shell::Zsh),
+            ("fish", Shell::Fish),
+            ("tcsh", Shell::Tcsh),
+        ];
+        for (shell, kind) in shells {
+            if !installed(shell) {
+                continue;
+            }
+            assert_eq!(
+                applied(shell, kind, TRICKY),
+                format!("{TRICKY}\n"),
+                "{shell}"
+            );
+            if kind != Shell::Tcsh {
+                let broken = "line one\n'line' $two\n";
+                assert_eq!(
+                    applied(shell, kind, broken),
+                    format!("{broken}\n"),
+                    "{shell}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,9 +5,11 @@
 
 mod address;
 mod error;
+mod ownership;
 
 pub use address::usable_address;
 pub use error::CloudError;
+pub use ownership::{MACHINE_TAG, Ownership, STORE_TAG, Verdict};
 
 use std::time::Duration;
 
@@ -21,8 +23,9 @@ use aws_smithy_http_client::tls;
 use crate::credentials::CloudTarget;
 use error::from_sdk;
 
-/// Tag put on everything a create makes, naming the machine.
-pub const MACHINE_TAG: &str = "docker-euca:machine";
+/// How long an instance may still be shown `stopped` after StartInstances before the waiter
+/// believes it (EC2 is eventually consistent; Eucalyptus too).
+const STALE_STATE_GRACE: Duration = Duration::from_secs(60);
 
 /// One EC2 client for one (endpoint, region, profile).
 #[derive(Debug, Clone)]
@@ -44,6 +47,33 @@ pub struct InstanceInfo {
     pub client_token: Option<String>,
 }
 
+/// What DescribeSecurityGroups says about one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// What a create needs to know of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// The device the image boots from (`/dev/sda1`, `/dev/xvda`, `/dev/vda`…): where
+    /// `--root-size` applies.
+    pub root_device_name: Option<String>,
+}
+
+/// How TerminateInstances answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminate {
+    /// The cloud accepted it: the instance is shutting down (or already gone).
+    Accepted,
+    /// `InvalidInstanceID.NotFound`: not proof of anything by itself (another account, another
+    /// cloud, or a purged record answer the same way).
+    Unknown,
+}
+
 /// A RunInstances request, only with what the user asked for. Its `Debug` leaves out the user
 /// data, which carries the bootstrap host key.
 #[derive(Clone, Default)]
@@ -57,6 +87,8 @@ pub struct LaunchSpec {
     /// Base64 of the (maybe gzipped) user data.
     pub user_data_b64: Option<String>,
     pub root_size_gib: Option<i32>,
+    /// The image's root device, where `root_size_gib` applies (`/dev/sda1` when unknown).
+    pub root_device_name: Option<String>,
     pub iam_instance_profile: Option<String>,
     pub client_token: String,
 }
@@ -172,9 +204,9 @@ impl Ec2 {
             .collect())
     }
 
-    /// Whether the image exists and may be launched by these credentials (checked before a
+    /// The image, if it exists and may be launched by these credentials (checked before a
     /// create makes anything).
-    pub async fn image_exists(&self, image_id: &str) -> Result<bool, CloudError> {
+    pub async fn image(&self, image_id: &str) -> Result<Option<ImageInfo>, CloudError> {
         match self
             .client
             .describe_images()
@@ -182,11 +214,18 @@ impl Ec2 {
             .send()
             .await
         {
-            Ok(out) => Ok(out.images().iter().any(|i| i.image_id() == Some(image_id))),
+            Ok(out) => Ok(out
+                .images()
+                .iter()
+                .find(|i| i.image_id() == Some(image_id))
+                .map(|i| ImageInfo {
+                    id: image_id.to_string(),
+                    root_device_name: i.root_device_name().map(str::to_string),
+                })),
             Err(e) => {
                 let err = from_sdk("DescribeImages", &self.endpoint, e);
                 match err.code() {
-                    Some(c) if c.starts_with("InvalidAMIID") => Ok(false),
+                    Some(c) if c.starts_with("InvalidAMIID") => Ok(None),
                     _ => Err(err),
                 }
             }
@@ -213,20 +252,42 @@ impl Ec2 {
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
-    /// Finds a security group by name; returns its id.
-    pub async fn find_security_group(&self, name: &str) -> Result<Option<String>, CloudError> {
+    /// Finds a security group by name.
+    pub async fn find_security_group(&self, name: &str) -> Result<Option<GroupInfo>, CloudError> {
+        Ok(self
+            .groups_where("group-name", name)
+            .await?
+            .into_iter()
+            .find(|g| g.name == name))
+    }
+
+    /// The security group with this id, if it exists (a filter, so an unknown id is simply
+    /// absent rather than an error).
+    pub async fn security_group(&self, id: &str) -> Result<Option<GroupInfo>, CloudError> {
+        Ok(self
+            .groups_where("group-id", id)
+            .await?
+            .into_iter()
+            .find(|g| g.id == id))
+    }
+
+    async fn groups_where(&self, filter: &str, value: &str) -> Result<Vec<GroupInfo>, CloudError> {
         let out = self
             .client
             .describe_security_groups()
-            .filters(Filter::builder().name("group-name").values(name).build())
+            .filters(Filter::builder().name(filter).values(value).build())
             .send()
             .await
             .map_err(|e| from_sdk("DescribeSecurityGroups", &self.endpoint, e))?;
         Ok(out
             .security_groups()
             .iter()
-            .find(|g| g.group_name() == Some(name))
-            .and_then(|g| g.group_id().map(str::to_string)))
+            .map(|g| GroupInfo {
+                id: g.group_id().unwrap_or_default().to_string(),
+                name: g.group_name().unwrap_or_default().to_string(),
+                tags: tag_pairs(g.tags()),
+            })
+            .collect())
     }
 
     /// Creates a security group; returns its id.
@@ -362,7 +423,7 @@ impl Ec2 {
         if let Some(size) = spec.root_size_gib {
             req = req.block_device_mappings(
                 BlockDeviceMapping::builder()
-                    .device_name("/dev/sda1")
+                    .device_name(spec.root_device_name.as_deref().unwrap_or("/dev/sda1"))
                     .ebs(EbsBlockDevice::builder().volume_size(size).build())
                     .build(),
             );
@@ -409,27 +470,26 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Describes the given instances (all of them in one call; an empty list means "all").
+    /// Describes the given instances in one call (an empty list means "all"). A filter on
+    /// `instance-id`, not an id list: with a list, one id the cloud no longer knows fails the
+    /// whole call, and every other machine would look gone.
     pub async fn describe_instances(
         &self,
         ids: &[String],
     ) -> Result<Vec<InstanceInfo>, CloudError> {
-        let out = self
-            .client
-            .describe_instances()
-            .set_instance_ids((!ids.is_empty()).then(|| ids.to_vec()))
+        let mut req = self.client.describe_instances();
+        if !ids.is_empty() {
+            req = req.filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(ids.to_vec()))
+                    .build(),
+            );
+        }
+        let out = req
             .send()
-            .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                let err = from_sdk("DescribeInstances", &self.endpoint, e);
-                if err.code() == Some("InvalidInstanceID.NotFound") {
-                    return Ok(Vec::new());
-                }
-                return Err(err);
-            }
-        };
+            .await
+            .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
         Ok(instance_infos(&out))
     }
 
@@ -441,8 +501,9 @@ impl Ec2 {
             .find(|i| i.id == id))
     }
 
-    /// Terminates; an instance already gone is fine.
-    pub async fn terminate_instance(&self, id: &str) -> Result<(), CloudError> {
+    /// Terminates. `InvalidInstanceID.NotFound` is reported as [`Terminate::Unknown`] for the
+    /// caller to prove, never taken as "gone".
+    pub async fn terminate_instance(&self, id: &str) -> Result<Terminate, CloudError> {
         match self
             .client
             .terminate_instances()
@@ -450,11 +511,11 @@ impl Ec2 {
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Terminate::Accepted),
             Err(e) => {
                 let err = from_sdk("TerminateInstances", &self.endpoint, e);
                 if err.code() == Some("InvalidInstanceID.NotFound") {
-                    Ok(())
+                    Ok(Terminate::Unknown)
                 } else {
                     Err(err)
                 }
@@ -483,14 +544,17 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Polls until the instance is in `want` (or gone, for `terminated`).
+    /// Polls until the instance is in `want` (or absent, for `terminated`: the caller proves
+    /// what absence means). Waiting for `running`, a `stopped` answer is believed only after
+    /// [`STALE_STATE_GRACE`]: just after StartInstances the cloud may still say so.
     pub async fn wait_for_state(
         &self,
         id: &str,
         want: InstanceStateName,
         timeout: Duration,
     ) -> Result<InstanceInfo, CloudError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
         let mut delay = Duration::from_millis(500);
         loop {
             let info = self.describe_instance(id).await?;
@@ -511,7 +575,8 @@ impl Ec2 {
                     if want == InstanceStateName::Running
                         && (i.state == "terminated"
                             || i.state == "shutting-down"
-                            || i.state == "stopped") =>
+                            || (i.state == "stopped"
+                                && started.elapsed() >= STALE_STATE_GRACE)) =>
                 {
                     return Err(CloudError::InstanceGone {
                         instance: id.into(),
@@ -581,35 +646,80 @@ impl Ec2 {
             .and_then(|s| s.vpc_id().map(str::to_string)))
     }
 
-    /// Instances tagged as belonging to `machine` (for checks after rm).
+    /// Instances tagged as belonging to `machine`, of any store (for checks in tests).
     pub async fn instances_tagged(&self, machine: &str) -> Result<Vec<InstanceInfo>, CloudError> {
-        self.instances_where(&format!("tag:{MACHINE_TAG}"), machine)
-            .await
-    }
-
-    /// Instances a RunInstances with this client token launched: finds an instance whose
-    /// launch answer never arrived (interrupted create, timeout after the cloud acted).
-    pub async fn instances_by_client_token(
-        &self,
-        token: &str,
-    ) -> Result<Vec<InstanceInfo>, CloudError> {
-        self.instances_where("client-token", token).await
-    }
-
-    async fn instances_where(
-        &self,
-        filter: &str,
-        value: &str,
-    ) -> Result<Vec<InstanceInfo>, CloudError> {
         let out = self
             .client
             .describe_instances()
-            .filters(Filter::builder().name(filter).values(value).build())
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{MACHINE_TAG}"))
+                    .values(machine)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
         Ok(instance_infos(&out))
     }
+
+    /// Instances carrying both of `owner`'s tags.
+    pub async fn instances_owned(
+        &self,
+        owner: &Ownership,
+    ) -> Result<Vec<InstanceInfo>, CloudError> {
+        let tag = |k: &str, v: &str| Filter::builder().name(format!("tag:{k}")).values(v).build();
+        let out = self
+            .client
+            .describe_instances()
+            .filters(tag(MACHINE_TAG, &owner.machine))
+            .filters(tag(STORE_TAG, &owner.store))
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
+        Ok(instance_infos(&out))
+    }
+
+    /// Instances a RunInstances with this client token launched: finds an instance whose launch
+    /// answer never arrived and that carries no tag yet. The `client-token` filter is missing
+    /// in some clouds (moto; maybe Eucalyptus), so every page is read and matched here; this
+    /// runs only to recover a lost answer.
+    pub async fn instances_launched_with(
+        &self,
+        token: &str,
+    ) -> Result<Vec<InstanceInfo>, CloudError> {
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_instances()
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
+            found.extend(
+                instance_infos(&out)
+                    .into_iter()
+                    .filter(|i| i.client_token.as_deref() == Some(token)),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+fn tag_pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().into(),
+                t.value().unwrap_or_default().into(),
+            )
+        })
+        .collect()
 }
 
 fn instance_infos(
@@ -631,16 +741,7 @@ fn instance_infos(
                 .state_reason()
                 .and_then(|r| r.message())
                 .map(str::to_string),
-            tags: i
-                .tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap_or_default().into(),
-                        t.value().unwrap_or_default().into(),
-                    )
-                })
-                .collect(),
+            tags: tag_pairs(i.tags()),
             client_token: i.client_token().map(str::to_string),
         })
         .collect()

@@ -9,8 +9,8 @@ use crate::{
     names::MachineName,
     ops::{
         self, CreateOptions,
-        create::{DEFAULT_INSTANCE_TYPE, Timeouts, parse_cidr, parse_port},
-        provision::ProvisionPlan,
+        create::{DEFAULT_INSTANCE_TYPE, Timeouts},
+        setup::ProvisionPlan,
     },
     provision::{EngineInstall, EngineOptions, daemon::check_engine_value},
     report::Hinted,
@@ -18,7 +18,8 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Machine name (also the docker context name)
+    /// Machine name (also the docker context name; at most 32 characters)
+    #[arg(value_parser = new_machine_name)]
     name: MachineName,
     #[command(flatten)]
     cloud: CloudArgs,
@@ -49,8 +50,9 @@ pub struct CreateArgs {
     /// SSH port
     #[arg(long, default_value_t = 22)]
     ssh_port: u16,
-    /// Source CIDR allowed to reach SSH and Docker (repeatable)
-    #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = parse_cidr, default_value = "0.0.0.0/0")]
+    /// Source CIDR allowed to reach SSH and Docker (repeatable; default: this machine's own
+    /// address, as a /32)
+    #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = parse_cidr)]
     allow_cidrs: Vec<String>,
     /// Extra port to open, PORT[/tcp|udp] (repeatable)
     #[arg(long = "open-port", value_name = "PORT[/PROTO]", value_parser = parse_port)]
@@ -120,6 +122,41 @@ pub struct CreateArgs {
     /// Extra name or address for the daemon's certificate (repeatable)
     #[arg(long = "tls-san", value_name = "NAME|IP")]
     tls_sans: Vec<String>,
+}
+
+fn new_machine_name(s: &str) -> Result<MachineName, String> {
+    MachineName::for_new_machine(s).map_err(|e| format!("{}; {}", e.reason, e.hint()))
+}
+
+/// An IPv4 CIDR such as `203.0.113.0/24`.
+pub fn parse_cidr(s: &str) -> Result<String, String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not a CIDR: use ADDRESS/PREFIX, e.g. 203.0.113.0/24"))?;
+    let ip: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} in {s:?} is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("prefix length {len:?} in {s:?} must be 0..=32"))?;
+    Ok(format!("{ip}/{len}"))
+}
+
+/// `PORT[/PROTO]` with PROTO tcp (default) or udp.
+pub fn parse_port(s: &str) -> Result<(u16, String), String> {
+    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{port:?} is not a port number (1-65535)"))?;
+    let proto = proto.to_ascii_lowercase();
+    if proto != "tcp" && proto != "udp" {
+        return Err(format!("protocol {proto:?} in {s:?} must be tcp or udp"));
+    }
+    Ok((port, proto))
 }
 
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
@@ -211,4 +248,34 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         outcome.verified.url
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(parse_cidr("10.0.0.0/8").unwrap(), "10.0.0.0/8");
+        assert_eq!(parse_cidr("0.0.0.0/0").unwrap(), "0.0.0.0/0");
+        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/8", "x/1", "10.0.0.0/-1"] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_port("80").unwrap(), (80, "tcp".into()));
+        assert_eq!(parse_port("53/UDP").unwrap(), (53, "udp".into()));
+        for bad in ["0", "70000", "80/icmp", "http", ""] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_new_machine_name_too_long_for_the_cloud_is_refused_in_one_line() {
+        let err = new_machine_name(&"w".repeat(33)).unwrap_err();
+        assert!(err.contains("at most 32") && !err.contains('\n'), "{err}");
+        assert!(new_machine_name("web1").is_ok());
+    }
 }

@@ -5,7 +5,7 @@ use clap::Args;
 use super::{Ctx, cloud_args::CloudArgs};
 use crate::{
     names::MachineName,
-    ops::{machine, provision::machine_address},
+    ops::{machine, machine::machine_address},
     report::Hinted,
     template,
 };
@@ -52,12 +52,7 @@ pub struct StatusArgs {
 pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     let record = ctx.store().load(&args.name)?;
     let id = machine::instance_id(&record)?;
-    let ec2 = machine::ec2_for(
-        &ctx.docker_config,
-        &machine::CloudKey::of(&record),
-        &args.cloud.into(),
-    )
-    .await?;
+    let ec2 = machine::cloud_of_machine(&ctx.docker_config, &record, &args.cloud.into()).await?;
     let state = match ec2.describe_instance(&id).await? {
         Some(i) => {
             let mut c = i.state.chars();

@@ -82,7 +82,7 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
                 "use --secret-key-stdin, or run in a terminal to be asked"
             ));
         }
-        let secret = tokio::task::spawn_blocking(|| read_secret_no_echo("Secret key: ")).await??;
+        let secret = read_secret_no_echo("Secret key: ").await?;
         opts.secret_key = Some(secret);
     }
     let outcome = ops::login(&ctx.docker_config, opts).await?;
@@ -108,28 +108,81 @@ fn parse_secret(s: &str) -> Result<Secret<String>, String> {
     Ok(Secret::new(s.to_string()))
 }
 
-/// Prompts on the terminal with echo off.
-fn read_secret_no_echo(prompt: &str) -> anyhow::Result<Secret<String>> {
+/// Prompts on the terminal (`/dev/tty`, never stdout) with echo off and reads one line.
+///
+/// Echo comes back whatever ends the prompt: a line, end of input, a read error, a panic in
+/// the reader, or cancellation. Ctrl-C does not kill the process here: tokio's handler
+/// ([`crate::plugin::cancel`]) turns SIGINT (and docker closing the plugin socket) into the
+/// cancellation token, and `cli::main` then drops this future and exits. So the guard that
+/// restores the terminal lives here, in the future, and not in the blocking reader: that
+/// thread is abandoned at exit, still blocked in `read`, and never unwinds.
+async fn read_secret_no_echo(prompt: &str) -> anyhow::Result<Secret<String>> {
     use std::io::Write;
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
         .context("no terminal")?;
-    let echo = |on: bool| {
-        std::process::Command::new("stty")
-            .arg(if on { "echo" } else { "-echo" })
-            .stdin(tty.try_clone().expect("tty"))
-            .status()
-    };
+    // `stty -g` prints every setting in a form `stty` takes back, so the exact state returns.
+    let saved = stty(&tty, &["-g"])?.trim().to_string();
+    let restore_on = tty.try_clone().context("cannot reopen the terminal")?;
+    let _echo_back = OnDrop(move || restore_terminal(&restore_on, &saved));
     (&tty).write_all(prompt.as_bytes())?;
-    echo(false)?;
+    stty(&tty, &["-echo"])?;
+    let reader = tty.try_clone().context("cannot reopen the terminal")?;
+    let line = tokio::task::spawn_blocking(move || read_line(reader))
+        .await
+        .context("the terminal reader stopped")??;
+    Ok(Secret::new(line))
+}
+
+/// One line from the terminal, without its line break; end of input is an error, not an
+/// empty secret.
+fn read_line(tty: std::fs::File) -> anyhow::Result<String> {
     let mut line = String::new();
-    let read = std::io::BufRead::read_line(&mut std::io::BufReader::new(&tty), &mut line);
-    let _ = echo(true);
-    (&tty).write_all(b"\n")?;
-    read?;
-    Ok(Secret::new(line.trim_end_matches(['\n', '\r']).to_string()))
+    let n = std::io::BufRead::read_line(&mut std::io::BufReader::new(tty), &mut line)
+        .context("cannot read the secret key from the terminal")?;
+    if n == 0 {
+        bail!(Hinted::new(
+            "no secret key entered (end of input)",
+            "type the secret key and press Enter, or use --secret-key-stdin"
+        ));
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Puts the terminal's settings back (at least echo, if the saved ones are refused), then
+/// ends the line the user's unechoed Enter (or ^C) left open.
+fn restore_terminal(tty: &std::fs::File, saved: &str) {
+    use std::io::Write;
+    if stty(tty, &[saved]).is_err() {
+        let _ = stty(tty, &["echo"]);
+    }
+    let _ = (&*tty).write_all(b"\n");
+}
+
+/// Runs `stty ARGS` on the terminal `tty` and returns what it printed.
+fn stty(tty: &std::fs::File, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("stty")
+        .args(args)
+        .stdin(tty.try_clone().context("cannot reopen the terminal")?)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .context("cannot run stty")?;
+    if !out.status.success() {
+        bail!("`stty {}` failed ({})", args.join(" "), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs its closure when dropped: on return, on `?`, during a panic's unwinding, and when the
+/// future holding it is dropped unfinished (cancellation).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }
 
 #[derive(Debug, Args)]
@@ -169,4 +222,83 @@ pub fn profiles(ctx: &Ctx, args: ProfilesArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Seek, Write},
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+    };
+
+    use super::*;
+
+    fn counter() -> (Arc<AtomicUsize>, impl FnMut()) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        (count, move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+
+    #[tokio::test]
+    async fn the_guard_runs_when_a_cancelled_prompt_is_dropped() {
+        let (count, restore) = counter();
+        let guard = OnDrop(restore);
+        let prompt = async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        };
+        // What `cli::main`'s select does on Ctrl-C: the unfinished future is dropped.
+        let cancel = tokio_util::sync::CancellationToken::new();
+        cancel.cancel();
+        tokio::select! {
+            _ = prompt => unreachable!("the prompt never finishes"),
+            _ = cancel.cancelled() => {}
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_guard_runs_on_error_and_on_panic() {
+        let (count, restore) = counter();
+        let failed = (|| -> anyhow::Result<()> {
+            let _guard = OnDrop(restore);
+            bail!("read error")
+        })();
+        assert!(failed.is_err());
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        let (count, restore) = counter();
+        fn reader_panics() {
+            panic!("reader panicked");
+        }
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = OnDrop(restore);
+            reader_panics();
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    fn file_with(text: &str) -> std::fs::File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file.rewind().unwrap();
+        file
+    }
+
+    #[test]
+    fn a_line_loses_its_line_break_and_end_of_input_is_an_error() {
+        assert_eq!(read_line(file_with("s3cret\r\n")).unwrap(), "s3cret");
+        let err = read_line(file_with("")).unwrap_err();
+        assert!(err.to_string().contains("end of input"), "{err}");
+    }
+
+    #[test]
+    fn stty_refuses_what_is_not_a_terminal() {
+        assert!(stty(&file_with(""), &["-g"]).is_err());
+    }
 }

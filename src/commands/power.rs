@@ -11,7 +11,6 @@ use crate::{
     ops::{
         self,
         power::{Power, PowerOptions},
-        provision::ProvisionPlan,
     },
     progress::Progress,
     report::Hinted,
@@ -97,22 +96,11 @@ pub struct ProvisionArgs {
 
 /// Re-runs provisioning with the options the machine was created with (idempotent).
 pub async fn provision(ctx: &Ctx, args: ProvisionArgs) -> anyhow::Result<()> {
-    let store = ctx.store();
-    let record = store.load(&args.name)?;
-    let address = ops::provision::machine_address(&record).ok_or_else(|| {
-        Hinted::new(
-            format!("{} has no address on record", args.name),
-            format!("`docker euca start {}`", args.name),
-        )
-    })?;
-    let plan = ProvisionPlan::from_record(&record, Duration::from_secs(args.timeout));
     let mut progress = Progress::new(args.quiet);
-    let verified = ops::provision::provision_machine(
+    let verified = ops::provision::provision(
         &ctx.docker_config,
-        &store,
         &args.name,
-        address,
-        &plan,
+        Duration::from_secs(args.timeout),
         &mut progress,
     )
     .await?;

@@ -80,7 +80,8 @@ fn terminal_size() -> (u32, u32) {
 /// Exits with the remote command's status.
 pub async fn run(ctx: &Ctx, args: SshArgs) -> anyhow::Result<()> {
     let record = ctx.store().load(&args.name)?;
-    let session = ops::machine::session(&record, Duration::from_secs(args.timeout)).await?;
+    let session =
+        ops::machine::session(&ctx.store(), &record, Duration::from_secs(args.timeout)).await?;
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let command = (!args.command.is_empty()).then(|| args.command.join(" "));
     let status = if interactive {

@@ -12,14 +12,17 @@ mod config_file;
 pub use config_file::ConfigFile;
 
 use std::{
-    fs, io,
+    fs::{self, OpenOptions, Permissions},
+    io::{self, Write},
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
+    time::SystemTime,
 };
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::{self, PRIVATE_FILE};
+use crate::fsutil::{self, PRIVATE_DIR, PRIVATE_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -209,8 +212,14 @@ impl ContextStore {
         self.config_dir.join("contexts/meta").join(context_id(name))
     }
 
+    /// `contexts/tls`: one `<id>` directory per context, plus the staging directories of TLS
+    /// writes in progress (see [`ContextStore::write`]).
+    fn tls_parent(&self) -> PathBuf {
+        self.config_dir.join("contexts/tls")
+    }
+
     fn tls_root(&self, name: &str) -> PathBuf {
-        self.config_dir.join("contexts/tls").join(context_id(name))
+        self.tls_parent().join(context_id(name))
     }
 
     /// The directory holding the context's docker TLS files (`DOCKER_CERT_PATH` for it).
@@ -223,23 +232,108 @@ impl ContextStore {
     }
 
     /// Creates or replaces the context; `tls` replaces its docker TLS files when given.
+    ///
+    /// The three TLS files are replaced as one set, so the docker CLI never pairs a new
+    /// certificate with an old key: the new set is written (0600, fsynced) into a fresh 0700
+    /// directory `contexts/tls/.<id>.new-XXXXXX`, then `docker/` is renamed aside to
+    /// `.<id>.old-XXXXXX`, the new directory is renamed to `docker/`, and the old one removed.
+    /// Staging directories sit beside `<id>/`, not inside it, because the docker CLI lists
+    /// `<id>/` as the context's endpoints (`docker context inspect`, `export`); it never lists
+    /// `contexts/tls/` itself, and its names are hex ids, so it never opens ours.
+    ///
+    /// Without an atomic exchange of two directories, one window remains: between the two
+    /// renames (microseconds) `docker/` is absent, and a reader finds the context without TLS
+    /// files. A crash there leaves the complete old set aside; the next write of this context
+    /// (with or without TLS) first puts it back, then removes every staging directory, so a
+    /// crash at any point ends in the complete old set or the complete new one. A reader that
+    /// opens the files one by one across a swap can still mix sets; the docker CLI reads them
+    /// once, together, when it starts.
     pub fn write(&self, meta: &ContextMeta, tls: Option<&TlsFiles>) -> Result<(), ContextError> {
         let dir = self.meta_dir(&meta.name);
         fsutil::create_private_dir(&dir).map_err(io_err("create", &dir))?;
-        if let Some(tls) = tls {
-            let tls_dir = self.tls_dir(&meta.name);
-            fsutil::create_private_dir(&tls_dir).map_err(io_err("create", &tls_dir))?;
-            for (file, bytes) in [
-                ("ca.pem", &tls.ca_pem),
-                ("cert.pem", &tls.cert_pem),
-                ("key.pem", tls.key_pem.expose()),
-            ] {
-                let path = tls_dir.join(file);
-                fsutil::write_atomic(&path, bytes, PRIVATE_FILE).map_err(io_err("write", &path))?;
-            }
+        match tls {
+            Some(tls) => self.write_tls(&meta.name, tls)?,
+            None => self.recover_tls(&context_id(&meta.name))?,
         }
         let path = dir.join("meta.json");
         fsutil::write_atomic(&path, &meta.to_json(), PRIVATE_FILE).map_err(io_err("write", &path))
+    }
+
+    /// Stages the new set and swaps it in (see [`ContextStore::write`]).
+    fn write_tls(&self, name: &str, tls: &TlsFiles) -> Result<(), ContextError> {
+        let id = context_id(name);
+        let parent = self.tls_parent();
+        let root = self.tls_root(name);
+        let target = root.join("docker");
+        fsutil::create_private_dir(&root).map_err(io_err("create", &root))?;
+        self.recover_tls(&id)?;
+        let new_prefix = staging_prefix(&id, STAGING_NEW);
+        // Removed again on any error before the swap (the guard's drop).
+        let staging = tempfile::Builder::new()
+            .prefix(&new_prefix)
+            .tempdir_in(&parent)
+            .map_err(io_err("create a directory in", &parent))?;
+        fill_staging(staging.path(), tls)?;
+        let suffix = staging
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(new_prefix.as_str()))
+            .unwrap_or("0")
+            .to_string();
+        let aside = parent.join(format!("{}{suffix}", staging_prefix(&id, STAGING_OLD)));
+        let moved_aside = match fs::rename(&target, &aside) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_err("move aside", &target)(e)),
+        };
+        crate::crash::point("context-tls-swap");
+        if let Err(e) = fs::rename(staging.path(), &target) {
+            if moved_aside {
+                let _ = fs::rename(&aside, &target);
+            }
+            return Err(io_err("move into place", &target)(e));
+        }
+        let _in_place = staging.keep();
+        sync_dir(&root)?;
+        sync_dir(&parent)?;
+        if moved_aside && let Err(e) = fs::remove_dir_all(&aside) {
+            // Harmless where it is; the next write of this context removes it.
+            tracing::warn!("cannot remove {}: {e}", aside.display());
+        }
+        Ok(())
+    }
+
+    /// Finishes what an interrupted TLS write of context `id` left: when it died between its
+    /// two renames (no `docker/`, an old set aside), the old set goes back into place; then
+    /// every staging directory of the context is removed.
+    fn recover_tls(&self, id: &str) -> Result<(), ContextError> {
+        let parent = self.tls_parent();
+        let mut leftovers = staging_dirs(&parent, id)?;
+        let root = parent.join(id);
+        let target = root.join("docker");
+        let newest_old = leftovers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.old)
+            .max_by_key(|(_, s)| s.modified)
+            .map(|(i, _)| i);
+        if let Some(i) = newest_old
+            && fs::symlink_metadata(&target).is_err()
+        {
+            let old = leftovers.swap_remove(i);
+            fsutil::create_private_dir(&root).map_err(io_err("create", &root))?;
+            fs::rename(&old.path, &target).map_err(io_err("restore", &old.path))?;
+            sync_dir(&root)?;
+        }
+        for leftover in leftovers {
+            match fs::remove_dir_all(&leftover.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &leftover.path)(e)),
+            }
+        }
+        Ok(())
     }
 
     pub fn read(&self, name: &str) -> Result<ContextMeta, ContextError> {
@@ -318,9 +412,14 @@ impl ContextStore {
         Ok(out)
     }
 
-    /// Removes the context's metadata and TLS files; a missing context is not an error.
+    /// Removes the context's metadata and TLS files (and any staging directory an interrupted
+    /// write left); a missing context is not an error.
     pub fn remove(&self, name: &str) -> Result<(), ContextError> {
-        for dir in [self.meta_dir(name), self.tls_root(name)] {
+        let staging = staging_dirs(&self.tls_parent(), &context_id(name))?;
+        let dirs = [self.meta_dir(name), self.tls_root(name)]
+            .into_iter()
+            .chain(staging.into_iter().map(|s| s.path));
+        for dir in dirs {
             match fs::remove_dir_all(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -335,6 +434,89 @@ impl ContextStore {
         }
         Ok(())
     }
+}
+
+const STAGING_NEW: &str = "new";
+const STAGING_OLD: &str = "old";
+
+/// `.<id>.new-` / `.<id>.old-`: never a context id (those are hex), so never one of docker's.
+fn staging_prefix(id: &str, kind: &str) -> String {
+    format!(".{id}.{kind}-")
+}
+
+/// A staging directory of a TLS write: the new set being written, or the old one set aside.
+#[derive(Debug)]
+struct Staging {
+    path: PathBuf,
+    old: bool,
+    modified: Option<SystemTime>,
+}
+
+/// The staging directories of context `id` found in `parent` (`contexts/tls`).
+fn staging_dirs(parent: &Path, id: &str) -> Result<Vec<Staging>, ContextError> {
+    let entries = match fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("read", parent)(e)),
+    };
+    let (new_prefix, old_prefix) = (
+        staging_prefix(id, STAGING_NEW),
+        staging_prefix(id, STAGING_OLD),
+    );
+    Ok(entries
+        .filter_map(|e| e.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let name = name.to_str()?;
+            let old = if name.starts_with(&old_prefix) {
+                true
+            } else if name.starts_with(&new_prefix) {
+                false
+            } else {
+                return None;
+            };
+            Some(Staging {
+                path: entry.path(),
+                old,
+                modified: entry.metadata().and_then(|m| m.modified()).ok(),
+            })
+        })
+        .collect())
+}
+
+/// Writes the three files into the fresh staging directory `dir` and makes them durable.
+fn fill_staging(dir: &Path, tls: &TlsFiles) -> Result<(), ContextError> {
+    // tempfile makes it 0700 already; say so whatever the platform's default.
+    fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))
+        .map_err(io_err("set permissions on", dir))?;
+    for (file, bytes) in [
+        ("ca.pem", &tls.ca_pem),
+        ("cert.pem", &tls.cert_pem),
+        ("key.pem", tls.key_pem.expose()),
+    ] {
+        let path = dir.join(file);
+        write_new_private(&path, bytes).map_err(io_err("write", &path))?;
+    }
+    sync_dir(dir)
+}
+
+/// A new 0600 file (exactly, whatever the umask) with `bytes`, fsynced.
+fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(PRIVATE_FILE))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes the entries of `dir` (renames, new files) durable.
+fn sync_dir(dir: &Path) -> Result<(), ContextError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync", dir))
 }
 
 #[cfg(test)]
@@ -366,6 +548,90 @@ mod tests {
             String::from_utf8(meta.to_json()).unwrap(),
             r#"{"Name":"x","Metadata":{"Alpha":"y","Description":"d","zeta":{"a":2,"b":1}},"Endpoints":{}}"#
         );
+    }
+
+    fn tls_set(tag: &str) -> TlsFiles {
+        TlsFiles {
+            ca_pem: format!("ca {tag}").into_bytes(),
+            cert_pem: format!("cert {tag}").into_bytes(),
+            key_pem: format!("key {tag}").into_bytes().into(),
+        }
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn tls_files_are_replaced_as_one_set() {
+        let home = tempfile::tempdir().unwrap();
+        let store = ContextStore::new(home.path());
+        let meta = ContextMeta::new("web1", "d", "tcp://10.0.0.1:2376");
+        store.write(&meta, Some(&tls_set("one"))).unwrap();
+        store.write(&meta, Some(&tls_set("two"))).unwrap();
+        assert!(store.read_tls("web1").unwrap() == Some(tls_set("two")));
+        let dir = store.tls_dir("web1");
+        assert_eq!(fsutil::mode_of(&dir), Some(PRIVATE_DIR));
+        assert_eq!(names_in(&dir), ["ca.pem", "cert.pem", "key.pem"]);
+        for file in ["ca.pem", "cert.pem", "key.pem"] {
+            assert_eq!(
+                fsutil::mode_of(&dir.join(file)),
+                Some(PRIVATE_FILE),
+                "{file}"
+            );
+        }
+        // docker lists `tls/<id>/` as the context's endpoints: only `docker` may be there,
+        // and nothing of ours is left beside it.
+        assert_eq!(names_in(&store.tls_root("web1")), ["docker"]);
+        assert_eq!(names_in(&store.tls_parent()), [context_id("web1")]);
+        // A rewrite without TLS keeps the files.
+        store.write(&meta, None).unwrap();
+        assert!(store.read_tls("web1").unwrap() == Some(tls_set("two")));
+    }
+
+    #[test]
+    fn a_crashed_write_is_ignored_by_readers_and_cleaned_up_by_the_next() {
+        let home = tempfile::tempdir().unwrap();
+        let store = ContextStore::new(home.path());
+        let meta = ContextMeta::new("web1", "d", "tcp://10.0.0.1:2376");
+        store.write(&meta, Some(&tls_set("one"))).unwrap();
+        let id = context_id("web1");
+        // Died while staging: a half-written new set beside the context.
+        let partial = store.tls_parent().join(format!(".{id}.new-abc123"));
+        fs::create_dir(&partial).unwrap();
+        fs::write(partial.join("cert.pem"), "cert half").unwrap();
+        assert!(store.read_tls("web1").unwrap() == Some(tls_set("one")));
+        store.write(&meta, Some(&tls_set("two"))).unwrap();
+        assert!(store.read_tls("web1").unwrap() == Some(tls_set("two")));
+        assert_eq!(names_in(&store.tls_parent()), std::slice::from_ref(&id));
+
+        // Died between the two renames: no `docker/`, the old set aside, the new one staged.
+        let aside = store.tls_parent().join(format!(".{id}.old-def456"));
+        fs::rename(store.tls_dir("web1"), &aside).unwrap();
+        let staged = store.tls_parent().join(format!(".{id}.new-def456"));
+        fs::create_dir(&staged).unwrap();
+        for (file, text) in [
+            ("ca.pem", "ca three"),
+            ("cert.pem", "cert three"),
+            ("key.pem", "key three"),
+        ] {
+            fs::write(staged.join(file), text).unwrap();
+        }
+        assert!(store.read_tls("web1").unwrap().is_none());
+        // The next write, even one without TLS, puts the complete old set back.
+        store.write(&meta, None).unwrap();
+        assert!(store.read_tls("web1").unwrap() == Some(tls_set("two")));
+        assert_eq!(names_in(&store.tls_parent()), std::slice::from_ref(&id));
+
+        // `remove` takes leftovers with it.
+        fs::create_dir(&partial).unwrap();
+        store.remove("web1").unwrap();
+        assert!(names_in(&store.tls_parent()).is_empty());
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! `regenerate-certs`: a new server certificate (and with `--client-certs` a new CA and client
-//! certificate too), the daemon restarted, the context rewritten and verified.
+//! certificate too), the daemon restarted, the context rewritten and verified, all under the
+//! machine's lock (two runs at once would mix two CAs: docker-machine#3634).
 
 use std::{path::Path, time::Duration};
 
-use super::provision::{machine_address, reissue_server_cert, verify};
-use crate::{names::MachineName, report::Hinted, store::Store};
+use super::{
+    machine::address_of,
+    setup::{reissue_server_cert, verify},
+};
+use crate::{names::MachineName, store::Store};
 
 pub async fn regenerate_certs(
     docker_config: &Path,
@@ -13,13 +17,9 @@ pub async fn regenerate_certs(
     timeout: Duration,
 ) -> anyhow::Result<String> {
     let store = Store::new(docker_config);
+    let _lock = store.lock_operation(name, "regenerate-certs")?;
     let record = store.load(name)?;
-    let address = machine_address(&record).ok_or_else(|| {
-        Hinted::new(
-            format!("{name} has no address on record"),
-            format!("is it running? `docker euca start {name}`"),
-        )
-    })?;
+    let address = address_of(&record)?;
     let url = reissue_server_cert(
         docker_config,
         &store,

@@ -1,6 +1,9 @@
-//! `create`: a journal of steps (key → security group → instance → tags → running → address →
-//! SSH port), each recorded in the machine record before the next starts, so an interrupted or
-//! failed create is rolled back (or removable with `rm`) without leaving anything in the cloud.
+//! `create`: a journal of steps (SSH keys → security group → launch → tags → running → address
+//! → SSH port → setup over SSH), as libmachine's `performCreate` orders them, each one a
+//! function below. Every step journals its intent (a unique name, a client token) in the
+//! machine record before the call that makes something, and the fact (the id, "owned") once
+//! the cloud confirms it; a failed or interrupted create is rolled back by
+//! [`super::teardown`] from that journal alone, touching only what is proved ours.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -12,13 +15,17 @@ use anyhow::{Context, bail};
 use aws_sdk_ec2::types::InstanceStateName;
 use tokio_util::sync::CancellationToken;
 
+use super::{ingress, machine, setup, teardown};
 use crate::{
-    cloud::{Ec2, LaunchSpec, MACHINE_TAG, usable_address},
-    credentials::{CloudFlags, Profiles},
+    cloud::{
+        Ec2, ImageInfo, LaunchSpec, MACHINE_TAG, Ownership, STORE_TAG, Verdict, usable_address,
+    },
+    crash,
+    credentials::{CloudFlags, CloudTarget, Profiles},
     fsutil::{self, PRIVATE_FILE},
     names::MachineName,
     progress::Progress,
-    provision::userdata,
+    provision::{EngineInstall, daemon::DOCKER_PORT, userdata},
     report::{Cancelled, Hinted},
     ssh::keys::KeyPair,
     store::{MachineRecord, MachineState, Store},
@@ -44,37 +51,6 @@ impl Default for Timeouts {
     }
 }
 
-/// An IPv4 CIDR such as `203.0.113.0/24`.
-pub fn parse_cidr(s: &str) -> Result<String, String> {
-    let (ip, len) = s
-        .split_once('/')
-        .ok_or_else(|| format!("{s:?} is not a CIDR: use ADDRESS/PREFIX, e.g. 203.0.113.0/24"))?;
-    let ip: std::net::Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("{ip:?} in {s:?} is not an IPv4 address"))?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| format!("prefix length {len:?} in {s:?} must be 0..=32"))?;
-    Ok(format!("{ip}/{len}"))
-}
-
-/// `PORT[/PROTO]` with PROTO tcp (default) or udp.
-pub fn parse_port(s: &str) -> Result<(u16, String), String> {
-    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("{port:?} is not a port number (1-65535)"))?;
-    let proto = proto.to_ascii_lowercase();
-    if proto != "tcp" && proto != "udp" {
-        return Err(format!("protocol {proto:?} in {s:?} must be tcp or udp"));
-    }
-    Ok((port, proto))
-}
-
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     pub name: MachineName,
@@ -88,6 +64,7 @@ pub struct CreateOptions {
     pub user_data: Option<PathBuf>,
     pub ssh_user: String,
     pub ssh_port: u16,
+    /// Source CIDRs for SSH and the daemon; empty: this machine's own address only.
     pub allow_cidrs: Vec<String>,
     pub open_ports: Vec<(u16, String)>,
     pub security_group: Option<String>,
@@ -103,14 +80,14 @@ pub struct CreateOptions {
     pub keep_on_failure: bool,
     pub quiet: bool,
     pub timeouts: Timeouts,
-    pub provision: super::provision::ProvisionPlan,
+    pub provision: setup::ProvisionPlan,
 }
 
 #[derive(Debug)]
 pub struct CreateOutcome {
     pub record: MachineRecord,
     pub address: IpAddr,
-    pub verified: super::provision::Verified,
+    pub verified: setup::Verified,
     pub total: Duration,
 }
 
@@ -121,6 +98,61 @@ pub async fn create(
     opts: CreateOptions,
     cancel: CancellationToken,
 ) -> anyhow::Result<CreateOutcome> {
+    check_options(&opts)?;
+    let user_data = read_user_data(&opts)?;
+    refuse_taken_context(docker_config, &opts)?;
+    let target = super::cloud_target::resolve(docker_config, &opts.cloud, None).await?;
+    let ec2 = Ec2::connect(&target)?;
+    let image = find_image(docker_config, &ec2, &opts, &target).await?;
+    let store = Store::new(docker_config);
+    let _lock = store.lock_operation(&opts.name, "create")?;
+    let owner = Ownership::new(opts.name.as_str(), store.id()?);
+    let dir = store.create(&new_record(&opts, &target, &image))?;
+    let mut job = Job {
+        docker_config,
+        ec2,
+        store,
+        owner,
+        dir,
+        opts: &opts,
+        image,
+        user_data,
+        progress: Progress::new(opts.quiet),
+        allowed: Vec::new(),
+    };
+    let outcome = tokio::select! {
+        r = job.run() => r,
+        _ = cancel.cancelled() => Err(anyhow::Error::new(Cancelled)),
+    };
+    match outcome {
+        Ok((address, verified)) => {
+            job.progress.finish_stage();
+            Ok(CreateOutcome {
+                record: job.store.load(&opts.name)?,
+                address,
+                verified,
+                total: job.progress.total(),
+            })
+        }
+        Err(err) => {
+            job.progress.fail_stage();
+            if opts.keep_on_failure {
+                let _ = job
+                    .store
+                    .update(&opts.name, |r| r.state = MachineState::Failed);
+                return Err(err.context(format!(
+                    "create failed; its resources were kept (--keep-on-failure): `docker euca rm {}` removes them",
+                    opts.name
+                )));
+            }
+            job.roll_back().await;
+            Err(err)
+        }
+    }
+}
+
+/// Checks that need no I/O: flag combinations.
+fn check_options(opts: &CreateOptions) -> anyhow::Result<()> {
     if opts.no_cloud_init && !opts.import_keypair && opts.keypair_name.is_none() {
         bail!(Hinted::new(
             "without cloud-init nothing can authorise an SSH key on the instance",
@@ -139,23 +171,38 @@ pub async fn create(
             "give both: the key pair's name and its private key file"
         ));
     }
-    let user_data = match &opts.user_data {
-        Some(p) => Some(
+    Ok(())
+}
+
+fn read_user_data(opts: &CreateOptions) -> anyhow::Result<Option<String>> {
+    opts.user_data
+        .as_ref()
+        .map(|p| {
             std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --user-data {}", p.display()))?,
-        ),
-        None => None,
-    };
-    if crate::context::ContextStore::new(docker_config).exists(&opts.provision.context_name) {
+                .with_context(|| format!("cannot read --user-data {}", p.display()))
+        })
+        .transpose()
+}
+
+fn refuse_taken_context(docker_config: &Path, opts: &CreateOptions) -> anyhow::Result<()> {
+    let name = &opts.provision.context_name;
+    if crate::context::ContextStore::new(docker_config).exists(name) {
         bail!(Hinted::new(
-            format!(
-                "a docker context named {:?} already exists",
-                opts.provision.context_name
-            ),
+            format!("a docker context named {name:?} already exists"),
             "pick another machine name, or name the context with --context-name",
         ));
     }
-    let target = super::cloud_target::resolve(docker_config, &opts.cloud, None).await?;
+    Ok(())
+}
+
+/// The image to launch (`--image`, else the profile's default), checked to exist before
+/// anything is made.
+async fn find_image(
+    docker_config: &Path,
+    ec2: &Ec2,
+    opts: &CreateOptions,
+    target: &CloudTarget,
+) -> anyhow::Result<ImageInfo> {
     let image = match opts.image.clone() {
         Some(i) => i,
         None => Profiles::new(docker_config)
@@ -168,314 +215,517 @@ pub async fn create(
                 )
             })?,
     };
-    let ec2 = Ec2::connect(&target)?;
-    if !ec2.image_exists(&image).await? {
-        bail!(Hinted::new(
+    ec2.image(&image).await?.ok_or_else(|| {
+        Hinted::new(
             format!("image {image:?} does not exist on {}", target.endpoint),
             "check --image: `euca-describe-images` lists the images you may use",
-        ));
-    }
-    let store = Store::new(docker_config);
+        )
+        .into()
+    })
+}
+
+fn new_record(opts: &CreateOptions, target: &CloudTarget, image: &ImageInfo) -> MachineRecord {
     let mut record = MachineRecord::new(opts.name.clone());
-    record.cloud.endpoint = Some(target.endpoint.clone());
-    record.cloud.region = Some(target.region.clone());
-    record.cloud.profile = Some(target.profile.clone());
-    record.cloud.ca_bundle = target.ca_bundle.as_ref().map(|p| {
+    let c = &mut record.cloud;
+    c.endpoint = Some(target.endpoint.clone());
+    c.region = Some(target.region.clone());
+    c.profile = Some(target.profile.clone());
+    c.access_key_id = Some(target.keys.access_key_id.clone());
+    c.ca_bundle = target.ca_bundle.as_ref().map(|p| {
         std::path::absolute(p)
             .unwrap_or(p.clone())
             .display()
             .to_string()
     });
+    c.image_id = Some(image.id.clone());
+    c.instance_type = Some(opts.instance_type.clone());
+    c.zone = opts.zone.clone();
+    c.subnet_id = opts.subnet.clone();
+    c.use_private_address = opts.use_private_address;
     record.engine.context_name = Some(opts.provision.context_name.clone());
-    record.cloud.image_id = Some(image.clone());
-    record.cloud.instance_type = Some(opts.instance_type.clone());
-    record.cloud.zone = opts.zone.clone();
-    record.cloud.subnet_id = opts.subnet.clone();
-    record.cloud.use_private_address = opts.use_private_address;
     record.ssh.user = Some(opts.ssh_user.clone());
     record.ssh.port = Some(opts.ssh_port);
-    let dir = store.create(&record)?;
+    record
+}
 
-    let mut progress = Progress::new(opts.quiet);
-    let steps = run_steps(
-        docker_config,
-        &ec2,
-        &store,
-        &dir,
-        &opts,
-        &image,
-        user_data.as_deref(),
-        &mut progress,
-    );
-    let outcome = tokio::select! {
-        r = steps => r,
-        _ = cancel.cancelled() => Err(anyhow::Error::new(Cancelled)),
-    };
-    match outcome {
-        Ok((address, verified)) => {
-            progress.finish_stage();
-            let record = store.load(&opts.name)?;
-            Ok(CreateOutcome {
-                record,
-                address,
-                verified,
-                total: progress.total(),
-            })
+/// A name no one else can already have: `docker-euca-NAME-` and 8 random hex digits.
+fn unique_name(name: &MachineName) -> String {
+    format!("docker-euca-{name}-{:08x}", rand::random::<u32>())
+}
+
+/// The SSH material a launch needs.
+struct Keys {
+    /// The client's private key file.
+    path: PathBuf,
+    /// Public keys for cloud-init to authorise.
+    authorized: Vec<String>,
+    /// The EC2 key pair to launch with.
+    key_name: Option<String>,
+    /// The bootstrap host key sent through cloud-init (none without cloud-init).
+    host_key: Option<KeyPair>,
+}
+
+/// One create in progress.
+struct Job<'a> {
+    docker_config: &'a Path,
+    ec2: Ec2,
+    store: Store,
+    owner: Ownership,
+    dir: PathBuf,
+    opts: &'a CreateOptions,
+    image: ImageInfo,
+    user_data: Option<String>,
+    progress: Progress,
+    /// The CIDRs the machine's own group admits so far.
+    allowed: Vec<String>,
+}
+
+impl Job<'_> {
+    async fn run(&mut self) -> anyhow::Result<(IpAddr, setup::Verified)> {
+        self.warn_about_the_world();
+        let keys = self.ssh_keys().await?;
+        let group = self.security_group().await?;
+        let instance = self.launch(&keys, &group).await?;
+        self.tag_instance(&instance).await?;
+        self.wait_running(&instance).await?;
+        let address = self.wait_address(&instance).await?;
+        self.allow_this_machine_late(&group, address).await?;
+        self.wait_ssh(address).await?;
+        if self.opts.no_cloud_init {
+            self.pin_console_host_key(&instance, address).await?;
         }
-        Err(err) => {
-            progress.fail_stage();
-            if opts.keep_on_failure {
-                let _ = store.update(&opts.name, |r| r.state = MachineState::Failed);
-                return Err(err.context(format!(
-                    "create failed; its resources were kept (--keep-on-failure): `docker euca rm {}` removes them",
-                    opts.name
-                )));
+        self.progress.finish_stage();
+        let verified = setup::provision_machine(
+            self.docker_config,
+            &self.store,
+            &self.opts.name,
+            address,
+            &self.opts.provision,
+            &mut self.progress,
+        )
+        .await?;
+        Ok((address, verified))
+    }
+
+    /// Writes one journal entry into the machine record.
+    fn journal(&self, entry: impl FnOnce(&mut MachineRecord)) -> anyhow::Result<()> {
+        self.store.update(&self.opts.name, entry)?;
+        Ok(())
+    }
+
+    fn warn_about_the_world(&self) {
+        if self.opts.allow_cidrs.iter().any(|c| c == ingress::WORLD) {
+            self.progress.note(
+                "warning: --allow-cidr 0.0.0.0/0 opens SSH and the Docker port to the whole internet",
+            );
+        }
+    }
+
+    /// Step 1, SSH keys. The client key is ours (ed25519, authorised through cloud-init), an
+    /// imported RSA key pair (`--import-keypair`, for images without cloud-init), or the user's
+    /// key pair. The host key is pinned before first contact: sent through cloud-init, or read
+    /// from the console later (`--no-cloud-init`).
+    async fn ssh_keys(&mut self) -> anyhow::Result<Keys> {
+        let name = &self.opts.name;
+        self.progress.stage("generating SSH keys");
+        let host_key =
+            (!self.opts.no_cloud_init).then(|| KeyPair::generate_ed25519(&format!("{name} host")));
+        let keys = if self.opts.import_keypair {
+            let (path, key_name) = self.import_key_pair().await?;
+            Keys {
+                path,
+                authorized: vec![],
+                key_name: Some(key_name),
+                host_key,
             }
-            roll_back(docker_config, &ec2, &store, &opts, &mut progress).await;
-            Err(err)
+        } else if let (Some(pair), Some(path)) = (&self.opts.keypair_name, &self.opts.ssh_key) {
+            Keys {
+                path: std::path::absolute(path).unwrap_or(path.clone()),
+                authorized: vec![],
+                key_name: Some(pair.clone()),
+                host_key,
+            }
+        } else {
+            let client = KeyPair::generate_ed25519(&format!("docker-euca {name}"));
+            Keys {
+                path: write_client_key(&self.dir, "id_ed25519", &client)?,
+                authorized: vec![client.public_openssh()],
+                key_name: None,
+                host_key,
+            }
+        };
+        let users_pair = self.opts.keypair_name.clone();
+        self.journal(|r| {
+            r.ssh.key_path = Some(keys.path.display().to_string());
+            r.ssh.host_key = keys.host_key.as_ref().map(KeyPair::public_openssh);
+            if users_pair.is_some() {
+                r.cloud.key_pair_name = users_pair;
+                r.cloud.key_pair_owned = false;
+            }
+        })?;
+        crash::point("keys");
+        Ok(keys)
+    }
+
+    /// `--import-keypair`: an RSA-4096 key (generated off the async runtime: it takes a
+    /// while), imported under a unique name journalled first.
+    async fn import_key_pair(&mut self) -> anyhow::Result<(PathBuf, String)> {
+        let comment = format!("docker-euca {}", self.opts.name);
+        let pair = tokio::task::spawn_blocking(move || KeyPair::generate_rsa(4096, &comment))
+            .await
+            .context("RSA key generation stopped")??;
+        let path = write_client_key(&self.dir, "id_rsa", &pair)?;
+        let key_name = unique_name(&self.opts.name);
+        self.journal(|r| r.cloud.key_pair_intent = Some(key_name.clone()))?;
+        crash::point("key-pair-intent");
+        self.progress
+            .stage(format!("importing key pair {key_name} (RSA-4096)"));
+        match self
+            .ec2
+            .import_key_pair(&key_name, &pair.public_openssh())
+            .await
+        {
+            Ok(()) => {}
+            // The name is unique to this create: only our own earlier attempt, whose answer
+            // was lost and which the SDK sent again, can have made it.
+            Err(e) if e.code() == Some("InvalidKeyPair.Duplicate") => {
+                tracing::debug!("ImportKeyPair {key_name}: our own earlier attempt ({e})");
+            }
+            Err(e) => return Err(e.into()),
         }
-    }
-}
-
-/// Removes what a failed create made: cloud resources, then the context, then the record. A
-/// failure here is reported as a warning; the create's own error stays the one returned.
-async fn roll_back(
-    docker_config: &Path,
-    ec2: &Ec2,
-    store: &Store,
-    opts: &CreateOptions,
-    progress: &mut Progress,
-) {
-    let name = &opts.name;
-    progress.note(format!("rolling back {name}…"));
-    if let Err(cleanup) = super::rm::teardown(ec2, store, name, progress).await {
-        progress.fail_stage();
-        progress.note(format!(
-            "warning: rollback of {name} failed ({cleanup:#}); the record is kept: run `docker euca rm {name}`"
-        ));
-        return;
-    }
-    let cleaned = super::rm::remove_context(docker_config, Some(&opts.provision.context_name))
-        .and_then(|()| Ok(store.remove(name)?));
-    match cleaned {
-        Ok(()) => progress.note("rolled back: nothing was left in the cloud"),
-        Err(e) => progress.note(format!("warning: nothing is left in the cloud, but {e:#}")),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_steps(
-    docker_config: &Path,
-    ec2: &Ec2,
-    store: &Store,
-    dir: &Path,
-    opts: &CreateOptions,
-    image: &str,
-    user_data: Option<&str>,
-    progress: &mut Progress,
-) -> anyhow::Result<(IpAddr, super::provision::Verified)> {
-    let name = &opts.name;
-    // SSH keys. The client key is ours (ed25519, authorised through cloud-init), an imported
-    // RSA key pair (`--import-keypair`, for images without cloud-init), or the user's key pair.
-    // The host key is pinned before first contact: sent through cloud-init, or read from the
-    // console (`--no-cloud-init`).
-    progress.stage("generating SSH keys");
-    let host_key =
-        (!opts.no_cloud_init).then(|| KeyPair::generate_ed25519(&format!("{name} host")));
-    let (key_path, authorized, key_name) = if opts.import_keypair {
-        let pair = KeyPair::generate_rsa(4096, &format!("docker-euca {name}"))?;
-        let path = write_client_key(dir, "id_rsa", &pair)?;
-        let key_name = format!("docker-euca-{name}");
-        // Journal the intent first: if the answer is lost, rollback still deletes the pair.
-        store.update(name, |r| {
+        self.journal(|r| {
             r.cloud.key_pair_name = Some(key_name.clone());
             r.cloud.key_pair_owned = true;
+            r.cloud.key_pair_intent = None;
         })?;
-        progress.stage(format!("importing key pair {key_name} (RSA-4096)"));
-        ec2.import_key_pair(&key_name, &pair.public_openssh())
-            .await?;
-        (path, vec![], Some(key_name))
-    } else if let (Some(pair_name), Some(path)) = (&opts.keypair_name, &opts.ssh_key) {
-        (
-            std::path::absolute(path).unwrap_or(path.clone()),
-            vec![],
-            Some(pair_name.clone()),
-        )
-    } else {
-        let client = KeyPair::generate_ed25519(&format!("docker-euca {name}"));
-        let path = write_client_key(dir, "id_ed25519", &client)?;
-        (path, vec![client.public_openssh()], None)
-    };
-    store.update(name, |r| {
-        r.ssh.key_path = Some(key_path.display().to_string());
-        r.ssh.host_key = host_key.as_ref().map(KeyPair::public_openssh);
-        if !opts.import_keypair {
-            r.cloud.key_pair_name = key_name.clone();
-            r.cloud.key_pair_owned = false;
-        }
-    })?;
-
-    // Security group: ours, or the user's as it is.
-    let group_id = match &opts.security_group {
-        Some(group) => {
-            progress.stage(format!("looking up security group {group}"));
-            let id = ec2.find_security_group(group).await?.ok_or_else(|| {
-                Hinted::new(
-                    format!("security group {group:?} does not exist"),
-                    "create it first, or leave out --security-group",
-                )
-            })?;
-            store.update(name, |r| {
-                r.cloud.security_group_id = Some(id.clone());
-                r.cloud.security_group_name = Some(group.clone());
-                r.cloud.security_group_owned = false;
-            })?;
-            id
-        }
-        None => {
-            let group = format!("docker-euca-{name}");
-            progress.stage(format!("creating security group {group}"));
-            let vpc = match &opts.subnet {
-                Some(subnet) => ec2.subnet_vpc(subnet).await?,
-                None => None,
-            };
-            // Journal the intent first: if the answer is lost, rollback finds the group by name.
-            store.update(name, |r| {
-                r.cloud.security_group_name = Some(group.clone());
-                r.cloud.security_group_owned = true;
-            })?;
-            let id = ec2
-                .create_security_group(
-                    &group,
-                    &format!("docker-euca machine {name}"),
-                    vpc.as_deref(),
-                )
-                .await?;
-            store.update(name, |r| {
-                r.cloud.security_group_id = Some(id.clone());
-                r.cloud.security_group_name = Some(group.clone());
-                r.cloud.security_group_owned = true;
-            })?;
-            ec2.create_tags(std::slice::from_ref(&id), &[(MACHINE_TAG, name.as_str())])
-                .await?;
-            let mut ports = vec![
-                (opts.ssh_port, "tcp".to_string()),
-                (crate::provision::daemon::DOCKER_PORT, "tcp".to_string()),
-            ];
-            for p in &opts.open_ports {
-                if !ports.contains(p) {
-                    ports.push(p.clone());
-                }
-            }
-            ec2.authorize_ingress(&id, &ports, &opts.allow_cidrs)
-                .await?;
-            id
-        }
-    };
-
-    // Launch, then tag at once (no TagSpecification in this dialect).
-    progress.stage(format!("launching {image} ({})", opts.instance_type));
-    let data = match &host_key {
-        // Without cloud-init, only the user's own user data (if any) goes to the instance.
-        None => user_data.map(|u| u.as_bytes().to_vec()),
-        Some(host_key) => Some(userdata::build(
-            &userdata::OurConfig {
-                authorized_keys: authorized,
-                host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
-                packages: match opts.provision.install {
-                    crate::provision::EngineInstall::Package => vec!["docker.io".into()],
-                    _ => vec![],
-                },
-                disable_root: (opts.ssh_user == "root").then_some(false),
-            },
-            user_data,
-        )),
-    };
-    let spec = LaunchSpec {
-        image_id: image.to_string(),
-        instance_type: opts.instance_type.clone(),
-        zone: opts.zone.clone(),
-        subnet_id: opts.subnet.clone(),
-        security_group_ids: vec![group_id],
-        key_name,
-        user_data_b64: data.as_deref().map(userdata::to_base64),
-        root_size_gib: opts.root_size,
-        iam_instance_profile: opts.iam_instance_profile.clone(),
-        client_token: format!("docker-euca-{name}-{:016x}", rand::random::<u64>()),
-    };
-    // Journal the client token first: if the answer is lost, rollback finds the instance by it.
-    store.update(name, |r| {
-        r.cloud.client_token = Some(spec.client_token.clone())
-    })?;
-    let instance_id = ec2.run_instance(&spec).await?;
-    store.update(name, |r| r.cloud.instance_id = Some(instance_id.clone()))?;
-    ec2.create_tags(
-        std::slice::from_ref(&instance_id),
-        &[("Name", name.as_str()), (MACHINE_TAG, name.as_str())],
-    )
-    .await?;
-
-    progress.stage(format!("waiting for {instance_id} to run"));
-    let info = ec2
-        .wait_for_state(
-            &instance_id,
-            InstanceStateName::Running,
-            opts.timeouts.running,
-        )
-        .await?;
-    store.update(name, |r| r.cloud.private_ip = info.private_ip.clone())?;
-
-    progress.stage(if opts.use_private_address {
-        "waiting for the private address"
-    } else {
-        "waiting for a public address"
-    });
-    let info = ec2
-        .wait_for_address(
-            &instance_id,
-            opts.use_private_address,
-            opts.timeouts.address,
-        )
-        .await?;
-    let address = usable_address(
-        info.public_ip.as_deref(),
-        info.private_ip.as_deref(),
-        opts.use_private_address,
-    )
-    .expect("wait_for_address returns only usable addresses");
-    store.update(name, |r| {
-        r.cloud.private_ip = info.private_ip.clone();
-        r.cloud.public_ip = info.public_ip.clone().filter(|_| !opts.use_private_address);
-    })?;
-
-    progress.stage(format!("waiting for SSH on {address}:{}", opts.ssh_port));
-    wait_for_port(
-        SocketAddr::new(address, opts.ssh_port),
-        opts.timeouts.ssh_port,
-    )
-    .await?;
-    if opts.no_cloud_init {
-        pin_console_host_key(
-            ec2,
-            store,
-            opts,
-            &instance_id,
-            SocketAddr::new(address, opts.ssh_port),
-            progress,
-        )
-        .await?;
+        Ok((path, key_name))
     }
-    progress.finish_stage();
-    let verified = super::provision::provision_machine(
-        docker_config,
-        store,
-        name,
-        address,
-        &opts.provision,
-        progress,
-    )
-    .await?;
-    Ok((address, verified))
+
+    /// Step 2, the security group: the user's as it is (never edited), or one of ours under
+    /// a unique name, tagged, admitting SSH, the daemon and `--open-port`s.
+    async fn security_group(&mut self) -> anyhow::Result<String> {
+        if let Some(group) = &self.opts.security_group {
+            return self.users_group(group).await;
+        }
+        let group = unique_name(&self.opts.name);
+        self.progress
+            .stage(format!("creating security group {group}"));
+        let vpc = match &self.opts.subnet {
+            Some(subnet) => self.ec2.subnet_vpc(subnet).await?,
+            None => None,
+        };
+        self.journal(|r| r.cloud.security_group_intent = Some(group.clone()))?;
+        crash::point("group-intent");
+        let description = format!("docker-euca machine {}", self.opts.name);
+        let id = match self
+            .ec2
+            .create_security_group(&group, &description, vpc.as_deref())
+            .await
+        {
+            Ok(id) => id,
+            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
+                self.our_earlier_group(&group).await?.ok_or(e)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.journal(|r| {
+            r.cloud.security_group_id = Some(id.clone());
+            r.cloud.security_group_name = Some(group.clone());
+            r.cloud.security_group_owned = true;
+            r.cloud.security_group_intent = None;
+        })?;
+        crash::point("group");
+        self.ec2
+            .create_tags(std::slice::from_ref(&id), &self.owner.tags())
+            .await?;
+        self.allow_ingress(&id).await?;
+        Ok(id)
+    }
+
+    /// A `Duplicate` for our unique name: the group our own earlier attempt made (its answer
+    /// lost, the SDK sent the call again), unless its tags say it is someone else's.
+    async fn our_earlier_group(&self, group: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .ec2
+            .find_security_group(group)
+            .await?
+            .filter(|g| self.owner.judge(&g.tags) != Verdict::Someone)
+            .map(|g| g.id))
+    }
+
+    async fn users_group(&mut self, group: &str) -> anyhow::Result<String> {
+        self.progress
+            .stage(format!("looking up security group {group}"));
+        let found = self.ec2.find_security_group(group).await?.ok_or_else(|| {
+            Hinted::new(
+                format!("security group {group:?} does not exist"),
+                "create it first, or leave out --security-group",
+            )
+        })?;
+        self.journal(|r| {
+            r.cloud.security_group_id = Some(found.id.clone());
+            r.cloud.security_group_name = Some(group.to_string());
+            r.cloud.security_group_owned = false;
+        })?;
+        Ok(found.id)
+    }
+
+    /// The ports our group opens, to `--allow-cidr`s or else to this machine's address toward
+    /// the endpoint (added later, once the instance's address is known, when that cannot be
+    /// told now).
+    async fn allow_ingress(&mut self, group_id: &str) -> anyhow::Result<()> {
+        let cidrs = if self.opts.allow_cidrs.is_empty() {
+            match ingress::toward_endpoint(self.ec2.endpoint()).await {
+                Some(cidr) => {
+                    self.progress.note(format!(
+                        "  allowing SSH and Docker from {cidr} only (this machine, toward the endpoint)"
+                    ));
+                    vec![cidr]
+                }
+                None => return Ok(()),
+            }
+        } else {
+            self.opts.allow_cidrs.clone()
+        };
+        self.authorize(group_id, &cidrs).await
+    }
+
+    async fn authorize(&mut self, group_id: &str, cidrs: &[String]) -> anyhow::Result<()> {
+        let mut ports = vec![
+            (self.opts.ssh_port, "tcp".to_string()),
+            (DOCKER_PORT, "tcp".to_string()),
+        ];
+        for p in &self.opts.open_ports {
+            if !ports.contains(p) {
+                ports.push(p.clone());
+            }
+        }
+        self.ec2.authorize_ingress(group_id, &ports, cidrs).await?;
+        self.allowed.extend(cidrs.iter().cloned());
+        Ok(())
+    }
+
+    /// Once the instance's address is known: if this machine reaches it from an address the
+    /// group does not admit yet (a loopback endpoint, another route), admit that `/32` too.
+    async fn allow_this_machine_late(
+        &mut self,
+        group: &str,
+        address: IpAddr,
+    ) -> anyhow::Result<()> {
+        if !self.opts.allow_cidrs.is_empty() || self.opts.security_group.is_some() {
+            return Ok(());
+        }
+        let source = tokio::task::spawn_blocking(move || ingress::source_toward(address)).await?;
+        match source.and_then(ingress::host_cidr) {
+            Some(cidr) if !self.allowed.contains(&cidr) => {
+                self.progress.note(format!(
+                    "  allowing SSH and Docker from {cidr} only (this machine, toward {address})"
+                ));
+                self.authorize(group, &[cidr]).await
+            }
+            Some(_) => Ok(()),
+            None if self.allowed.is_empty() => bail!(Hinted::new(
+                format!("cannot tell which address of this machine {address} would see"),
+                "give the address the cloud sees you as with --allow-cidr ADDRESS/32",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Step 3, launch. The client token is journalled first; a refusal means nothing was
+    /// launched; a lost answer is recovered by sending the same request again (EC2's
+    /// idempotency answers with the same reservation), or later by the rollback.
+    async fn launch(&mut self, keys: &Keys, group: &str) -> anyhow::Result<String> {
+        self.progress.stage(format!(
+            "launching {} ({})",
+            self.image.id, self.opts.instance_type
+        ));
+        let spec = self.launch_spec(keys, group);
+        self.journal(|r| r.cloud.client_token = Some(spec.client_token.clone()))?;
+        crash::point("launch-intent");
+        let id = match self.ec2.run_instance(&spec).await {
+            Ok(id) => id,
+            Err(e) if e.is_refusal() => {
+                self.journal(|r| r.cloud.client_token = None)?;
+                return Err(e.into());
+            }
+            Err(e) => {
+                tracing::debug!("RunInstances answer lost ({e}); sending it again");
+                self.ec2.run_instance(&spec).await?
+            }
+        };
+        self.journal(|r| r.cloud.instance_id = Some(id.clone()))?;
+        crash::point("launch");
+        Ok(id)
+    }
+
+    fn launch_spec(&self, keys: &Keys, group: &str) -> LaunchSpec {
+        let opts = self.opts;
+        let data = match &keys.host_key {
+            // Without cloud-init, only the user's own user data (if any) goes to the instance.
+            None => self.user_data.as_ref().map(|u| u.as_bytes().to_vec()),
+            Some(host_key) => Some(userdata::build(
+                &userdata::OurConfig {
+                    authorized_keys: keys.authorized.clone(),
+                    host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
+                    packages: match opts.provision.install {
+                        EngineInstall::Package => vec!["docker.io".into()],
+                        _ => vec![],
+                    },
+                    disable_root: (opts.ssh_user == "root").then_some(false),
+                },
+                self.user_data.as_deref(),
+            )),
+        };
+        LaunchSpec {
+            image_id: self.image.id.clone(),
+            instance_type: opts.instance_type.clone(),
+            zone: opts.zone.clone(),
+            subnet_id: opts.subnet.clone(),
+            security_group_ids: vec![group.to_string()],
+            key_name: keys.key_name.clone(),
+            user_data_b64: data.as_deref().map(userdata::to_base64),
+            root_size_gib: opts.root_size,
+            root_device_name: self.image.root_device_name.clone(),
+            iam_instance_profile: opts.iam_instance_profile.clone(),
+            client_token: format!("docker-euca-{}-{:016x}", opts.name, rand::random::<u64>()),
+        }
+    }
+
+    /// Step 4, tags, at once (this dialect has no TagSpecification).
+    async fn tag_instance(&mut self, id: &str) -> anyhow::Result<()> {
+        let name = self.opts.name.as_str();
+        let [(_, machine), (_, store)] = self.owner.tags();
+        self.ec2
+            .create_tags(
+                &[id.to_string()],
+                &[("Name", name), (MACHINE_TAG, machine), (STORE_TAG, store)],
+            )
+            .await?;
+        crash::point("tags");
+        Ok(())
+    }
+
+    /// Step 5, running.
+    async fn wait_running(&mut self, id: &str) -> anyhow::Result<()> {
+        self.progress.stage(format!("waiting for {id} to run"));
+        let info = self
+            .ec2
+            .wait_for_state(id, InstanceStateName::Running, self.opts.timeouts.running)
+            .await?;
+        self.journal(|r| r.cloud.private_ip = info.private_ip.clone())?;
+        crash::point("running");
+        Ok(())
+    }
+
+    /// Step 6, the address SSH and the daemon are reached at.
+    async fn wait_address(&mut self, id: &str) -> anyhow::Result<IpAddr> {
+        let private = self.opts.use_private_address;
+        self.progress.stage(if private {
+            "waiting for the private address"
+        } else {
+            "waiting for a public address"
+        });
+        let info = self
+            .ec2
+            .wait_for_address(id, private, self.opts.timeouts.address)
+            .await?;
+        let address = usable_address(
+            info.public_ip.as_deref(),
+            info.private_ip.as_deref(),
+            private,
+        )
+        .expect("wait_for_address returns only usable addresses");
+        self.journal(|r| {
+            r.cloud.private_ip = info.private_ip.clone();
+            r.cloud.public_ip = info.public_ip.clone().filter(|_| !private);
+        })?;
+        crash::point("address");
+        Ok(address)
+    }
+
+    /// Step 7, the SSH port answers.
+    async fn wait_ssh(&mut self, address: IpAddr) -> anyhow::Result<()> {
+        let port = self.opts.ssh_port;
+        self.progress
+            .stage(format!("waiting for SSH on {address}:{port}"));
+        let allowed = (!self.allowed.is_empty()).then(|| self.allowed.join(", "));
+        machine::wait_for_port(
+            SocketAddr::new(address, port),
+            self.opts.timeouts.ssh_port,
+            allowed.as_deref(),
+        )
+        .await?;
+        crash::point("ssh");
+        Ok(())
+    }
+
+    /// Without cloud-init the host key is read from the console's `SSH HOST KEY KEYS` block
+    /// (the image's own key, so it is not replaced later); only with `--ssh-trust-first-key` is
+    /// the first key seen trusted when the console never shows one.
+    async fn pin_console_host_key(&mut self, id: &str, address: IpAddr) -> anyhow::Result<()> {
+        self.progress
+            .stage("reading the SSH host key from the console");
+        let opts = self.opts;
+        let wait = if opts.trust_first_key {
+            opts.timeouts.ssh_port.min(Duration::from_secs(60))
+        } else {
+            opts.timeouts.ssh_port
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let key = loop {
+            let console = self.ec2.console_output(id).await?.unwrap_or_default();
+            let keys = crate::ssh::keys::console_host_keys(&console);
+            if let Some(key) = crate::ssh::keys::preferred_host_key(&keys) {
+                break key;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                if !opts.trust_first_key {
+                    bail!(Hinted::new(
+                        format!(
+                            "the console of {id} shows no SSH HOST KEY KEYS block after {wait:?}"
+                        ),
+                        "the image must print its host keys (cloud-init does), or pass --ssh-trust-first-key to trust the first key seen",
+                    ));
+                }
+                self.progress.note("warning: no host key on the console; trusting the first key the host shows (--ssh-trust-first-key)");
+                let addr = SocketAddr::new(address, opts.ssh_port);
+                break crate::ssh::first_seen_host_key(addr, opts.timeouts.ssh_port).await?;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
+        self.journal(|r| {
+            r.ssh.host_key = Some(key.clone());
+            r.ssh.host_key_rotated = true;
+        })
+    }
+
+    /// Removes what the failed create made (see [`teardown`]), then the context and the
+    /// record. A failure here is a warning; the create's own error stays the one returned.
+    async fn roll_back(&mut self) {
+        let name = &self.opts.name;
+        self.progress.note(format!("rolling back {name}…"));
+        if let Err(cleanup) =
+            teardown::teardown(&self.ec2, &self.store, name, &mut self.progress).await
+        {
+            self.progress.fail_stage();
+            self.progress.note(format!(
+                "warning: rollback of {name} failed ({cleanup:#}); the record is kept: run `docker euca rm {name}`"
+            ));
+            return;
+        }
+        let context = Some(self.opts.provision.context_name.as_str());
+        let cleaned = teardown::remove_context(self.docker_config, context)
+            .and_then(|()| Ok(self.store.remove(name)?));
+        match cleaned {
+            Ok(()) => self
+                .progress
+                .note("rolled back: nothing was left in the cloud"),
+            Err(e) => self
+                .progress
+                .note(format!("warning: nothing is left in the cloud, but {e:#}")),
+        }
+    }
 }
 
 fn write_client_key(dir: &Path, file: &str, pair: &KeyPair) -> anyhow::Result<PathBuf> {
@@ -493,97 +743,16 @@ fn write_client_key(dir: &Path, file: &str, pair: &KeyPair) -> anyhow::Result<Pa
     Ok(path)
 }
 
-/// Without cloud-init the host key is read from the console's `SSH HOST KEY KEYS` block (the
-/// image's own key, so it is not replaced later); only with `--ssh-trust-first-key` is the first
-/// key seen trusted when the console never shows one.
-async fn pin_console_host_key(
-    ec2: &Ec2,
-    store: &Store,
-    opts: &CreateOptions,
-    instance_id: &str,
-    addr: SocketAddr,
-    progress: &mut Progress,
-) -> anyhow::Result<()> {
-    progress.stage("reading the SSH host key from the console");
-    let wait = if opts.trust_first_key {
-        opts.timeouts.ssh_port.min(Duration::from_secs(60))
-    } else {
-        opts.timeouts.ssh_port
-    };
-    let deadline = tokio::time::Instant::now() + wait;
-    let key = loop {
-        let console = ec2.console_output(instance_id).await?.unwrap_or_default();
-        if let Some(key) =
-            crate::ssh::keys::preferred_host_key(&crate::ssh::keys::console_host_keys(&console))
-        {
-            break key;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            if !opts.trust_first_key {
-                bail!(Hinted::new(
-                    format!(
-                        "the console of {instance_id} shows no SSH HOST KEY KEYS block after {wait:?}"
-                    ),
-                    "the image must print its host keys (cloud-init does), or pass --ssh-trust-first-key to trust the first key seen",
-                ));
-            }
-            progress.note("warning: no host key on the console; trusting the first key the host shows (--ssh-trust-first-key)");
-            break crate::ssh::first_seen_host_key(addr, opts.timeouts.ssh_port).await?;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
-    store.update(&opts.name, |r| {
-        r.ssh.host_key = Some(key.clone());
-        r.ssh.host_key_rotated = true;
-    })?;
-    Ok(())
-}
-
-/// Waits until a TCP connection to `addr` succeeds, keeping the last error for the message.
-pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let attempt =
-            tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
-                .await;
-        let last = match attempt {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "connect timed out".to_string(),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            bail!(Hinted::new(
-                format!(
-                    "port {} on {} did not open within {timeout:?} (last error: {last})",
-                    addr.port(),
-                    addr.ip()
-                ),
-                "check that the security group allows it from here (--allow-cidr) and that the image runs sshd"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cidrs() {
-        assert_eq!(parse_cidr("10.0.0.0/8").unwrap(), "10.0.0.0/8");
-        assert_eq!(parse_cidr("0.0.0.0/0").unwrap(), "0.0.0.0/0");
-        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/8", "x/1", "10.0.0.0/-1"] {
-            assert!(parse_cidr(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn ports() {
-        assert_eq!(parse_port("80").unwrap(), (80, "tcp".into()));
-        assert_eq!(parse_port("53/UDP").unwrap(), (53, "udp".into()));
-        for bad in ["0", "70000", "80/icmp", "http", ""] {
-            assert!(parse_port(bad).is_err(), "{bad}");
-        }
+    fn derived_names_are_unique_and_within_the_clouds_limits() {
+        let longest = MachineName::for_new_machine("a".repeat(crate::names::MAX_NAME_LEN)).unwrap();
+        let (a, b) = (unique_name(&longest), unique_name(&longest));
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("docker-euca-{longest}-")));
+        assert!(a.len() <= 255);
     }
 }

@@ -1,12 +1,14 @@
-//! `ls`: one DescribeInstances per (endpoint, region, profile), never one per machine; daemon
-//! versions checked concurrently, bounded, each with a timeout.
+//! `ls`: one DescribeInstances per cloud identity (endpoint, region, profile, access key), never
+//! one per machine, filtered by `instance-id` so that one instance the cloud no longer knows
+//! shows `NotFound` alone; daemon versions checked concurrently, bounded, each with a timeout.
+//! A damaged record is listed under its name; a task that fails fails its own rows only.
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 use serde::Serialize;
-use tokio::{sync::Semaphore, task::JoinSet};
+use tokio::sync::Semaphore;
 
-use super::machine::{ec2_for, group_by_cloud};
+use super::machine::{cloud_of, group_by_cloud};
 use crate::{
     context::{ConfigFile, ContextStore},
     credentials::CloudFlags,
@@ -72,16 +74,20 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
     let store = Store::new(docker_config);
     let mut rows = Vec::new();
     let mut records = Vec::new();
-    for entry in store.list()? {
+    for (name, entry) in store.list()? {
         match entry {
             Ok(r) => records.push(r),
             Err(e) => rows.push(MachineRow {
+                name: name.to_string(),
                 state: "Error".into(),
                 errors: e.to_string(),
                 ..Default::default()
             }),
         }
     }
+    rows.retain(|r| {
+        opts.name_filters.is_empty() || opts.name_filters.iter().any(|p| name_matches(&r.name, p))
+    });
     records.retain(|r| {
         opts.name_filters.is_empty()
             || opts
@@ -95,29 +101,28 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
         .flatten();
 
     // One DescribeInstances per cloud, all clouds at once.
-    let mut describes = JoinSet::new();
+    let mut describes = Vec::new();
     for (key, group) in group_by_cloud(records) {
         let docker_config = docker_config.to_path_buf();
         let flags = opts.cloud.clone();
-        describes.spawn(async move {
-            let ids: Vec<String> = group
-                .iter()
-                .filter_map(|r| r.cloud.instance_id.clone())
-                .collect();
-            let result = async {
-                if ids.is_empty() {
-                    return anyhow::Ok(Vec::new());
-                }
-                let ec2 = ec2_for(&docker_config, &key, &flags).await?;
-                Ok(ec2.describe_instances(&ids).await?)
+        let ids: Vec<String> = group
+            .iter()
+            .filter_map(|r| r.cloud.instance_id.clone())
+            .collect();
+        let describe = tokio::spawn(async move {
+            if ids.is_empty() {
+                return anyhow::Ok(Vec::new());
             }
-            .await;
-            (group, result)
+            let ec2 = cloud_of(&docker_config, &key, &flags).await?;
+            Ok(ec2.describe_instances(&ids).await?)
         });
+        describes.push((group, describe));
     }
     let mut pending = Vec::new();
-    while let Some(joined) = describes.join_next().await {
-        let (group, result) = joined?;
+    for (group, describe) in describes {
+        let result = describe
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("internal error: {e}")));
         let (infos, cloud_error) = match result {
             Ok(infos) => (
                 infos
@@ -168,7 +173,7 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
     // Daemon checks, bounded and each with the timeout.
     let limit = Arc::new(Semaphore::new(DAEMON_CHECKS_IN_FLIGHT));
     let contexts = ContextStore::new(docker_config);
-    let mut checks = JoinSet::new();
+    let mut checks = Vec::new();
     for (i, (row, context)) in pending.iter().enumerate() {
         if row.state != "Running" || row.url.is_empty() {
             continue;
@@ -179,16 +184,17 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
             limit.clone(),
             opts.timeout,
         );
-        checks.spawn(async move {
+        let check = tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            (i, engine::version(&url, &tls_dir, timeout).await)
+            engine::version(&url, &tls_dir, timeout).await
         });
+        checks.push((i, check));
     }
-    while let Some(joined) = checks.join_next().await {
-        let (i, result) = joined?;
-        match result {
-            Ok(v) => pending[i].0.docker = format!("v{}", v.version),
-            Err(e) => pending[i].0.errors = e.to_string(),
+    for (i, check) in checks {
+        match check.await {
+            Ok(Ok(v)) => pending[i].0.docker = format!("v{}", v.version),
+            Ok(Err(e)) => pending[i].0.errors = e.to_string(),
+            Err(e) => pending[i].0.errors = format!("internal error: {e}"),
         }
     }
     rows.extend(pending.into_iter().map(|(row, _)| row));

@@ -1,18 +1,30 @@
-//! Shared by the commands that work on existing machines: the cloud client for a machine's
-//! (endpoint, region, profile), grouping machines by it, and an SSH session to a machine.
+//! What every operation on an existing machine shares: its own cloud (the endpoint, region and
+//! identity it was made with, and nothing else), grouping machines by cloud, its address, and
+//! an SSH session to it with the host key pinned.
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, net::SocketAddr, path::Path, time::Duration};
+
+use anyhow::{Context, bail};
 
 use crate::{
-    cloud::Ec2, credentials::CloudFlags, report::Hinted, ssh::Session, store::MachineRecord,
+    cloud::{Ec2, Ownership},
+    credentials::{CloudFlags, split_region_url},
+    names::MachineName,
+    report::Hinted,
+    ssh::{Session, SshTarget},
+    store::{MachineRecord, Store},
 };
 
-/// Identifies one EC2 client: machines with the same key share one API connection and call.
+/// Identifies one cloud identity: machines with the same key share one API client and call.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CloudKey {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub profile: Option<String>,
+    /// The access key id the machines were made with (`None` in records from before it was
+    /// kept: then any identity is accepted, as before).
+    pub access_key_id: Option<String>,
+    pub ca_bundle: Option<String>,
 }
 
 impl CloudKey {
@@ -21,6 +33,8 @@ impl CloudKey {
             endpoint: record.cloud.endpoint.clone(),
             region: record.cloud.region.clone(),
             profile: record.cloud.profile.clone(),
+            access_key_id: record.cloud.access_key_id.clone(),
+            ca_bundle: record.cloud.ca_bundle.clone(),
         }
     }
 }
@@ -34,28 +48,172 @@ pub fn group_by_cloud(records: Vec<MachineRecord>) -> BTreeMap<CloudKey, Vec<Mac
     groups
 }
 
-/// The EC2 client for machines of `key`; explicit flags win over what the record says.
-pub async fn ec2_for(
+/// The owner tags of a machine of this store.
+pub fn ownership(store: &Store, name: &MachineName) -> anyhow::Result<Ownership> {
+    Ok(Ownership::new(name.as_str(), store.id()?))
+}
+
+fn same_endpoint(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// Refuses flags that point a machine at another cloud than its own (pure).
+pub fn check_flags(key: &CloudKey, flags: &CloudFlags) -> Result<(), Hinted> {
+    if let (Some(given), Some(own)) = (&flags.endpoint, &key.endpoint) {
+        let (region, url) = split_region_url(given);
+        if !same_endpoint(&url, own) {
+            return Err(Hinted::new(
+                format!("the machine was made on {own}, not on {url}"),
+                "leave out --endpoint: a machine is always handled on the cloud it was made on",
+            ));
+        }
+        if let (Some(r), Some(own)) = (region, &key.region)
+            && &r != own
+        {
+            return Err(other_region(own, &r));
+        }
+    }
+    if let (Some(given), Some(own)) = (&flags.region, &key.region)
+        && given != own
+    {
+        return Err(other_region(own, given));
+    }
+    Ok(())
+}
+
+fn other_region(own: &str, given: &str) -> Hinted {
+    Hinted::new(
+        format!("the machine was made in region {own}, not in {given}"),
+        "leave out --region: a machine is always handled in the region it was made in",
+    )
+}
+
+/// Refuses credentials of another identity than the machine's (pure): another account's keys
+/// see the machine's live instance as NotFound, which must never read as "gone".
+pub fn check_identity(key: &CloudKey, access_key_id: &str, source: &str) -> Result<(), Hinted> {
+    match &key.access_key_id {
+        Some(own) if own != access_key_id => Err(Hinted::new(
+            format!(
+                "the machine was made with access key {own}, but the credentials now are \
+                 {access_key_id} (from {source})"
+            ),
+            format!(
+                "unset the variables that name {access_key_id} (AWS_ACCESS_KEY_ID/EC2_ACCESS_KEY…) \
+                 or pass --profile with {own}'s profile; `rm -f` forgets a machine without the cloud"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The EC2 client for machines of `key`, on their own endpoint, region and identity: flags
+/// that point elsewhere and credentials of another access key are refused. The recorded CA
+/// bundle is used unless `--ca-bundle` gives another.
+pub async fn cloud_of(
     docker_config: &Path,
     key: &CloudKey,
     flags: &CloudFlags,
 ) -> anyhow::Result<Ec2> {
+    check_flags(key, flags)?;
     let mut flags = flags.clone();
-    flags.endpoint = flags.endpoint.or(key.endpoint.clone());
-    flags.region = flags.region.or(key.region.clone());
+    flags.endpoint = key.endpoint.clone().or(flags.endpoint);
+    flags.region = key.region.clone().or(flags.region);
+    flags.ca_bundle = flags
+        .ca_bundle
+        .or_else(|| key.ca_bundle.clone().map(Into::into));
     let target = super::cloud_target::resolve(docker_config, &flags, key.profile.clone()).await?;
+    check_identity(key, &target.keys.access_key_id, &target.keys_source)?;
     Ok(Ec2::connect(&target)?)
 }
 
-/// An SSH session to the machine at its recorded address, host key pinned.
-pub async fn session(record: &MachineRecord, timeout: Duration) -> anyhow::Result<Session> {
-    let address = super::provision::machine_address(record).ok_or_else(|| {
+/// The cloud of one machine (see [`cloud_of`]), the error naming the machine.
+pub async fn cloud_of_machine(
+    docker_config: &Path,
+    record: &MachineRecord,
+    flags: &CloudFlags,
+) -> anyhow::Result<Ec2> {
+    cloud_of(docker_config, &CloudKey::of(record), flags)
+        .await
+        .map_err(|e| match e.downcast::<Hinted>() {
+            // One line, naming the machine: "web1: the machine was made with …".
+            Ok(h) => Hinted::new(format!("{}: {}", record.name, h.message), h.hint).into(),
+            Err(e) => e,
+        })
+}
+
+/// The address a machine is reached at, from its record.
+pub fn machine_address(record: &MachineRecord) -> Option<IpAddr> {
+    let pick = if record.cloud.use_private_address {
+        &record.cloud.private_ip
+    } else {
+        &record.cloud.public_ip
+    };
+    pick.as_deref().and_then(|a| a.parse().ok())
+}
+
+/// The recorded address, or a clear error for a machine that has none.
+pub fn address_of(record: &MachineRecord) -> anyhow::Result<IpAddr> {
+    machine_address(record).ok_or_else(|| {
         Hinted::new(
             format!("{} has no address on record", record.name),
             format!("is it running? `docker euca start {}`", record.name),
         )
-    })?;
-    Ok(Session::connect(&super::provision::ssh_target(record, address)?, timeout).await?)
+        .into()
+    })
+}
+
+/// How to reach the machine over SSH at `address`: the pinned host key, and a pending one if
+/// a rotation was interrupted.
+pub fn ssh_target(record: &MachineRecord, address: IpAddr) -> anyhow::Result<SshTarget> {
+    let pinned = record
+        .ssh
+        .host_key
+        .clone()
+        .context("the machine record has no pinned host key")?;
+    Ok(SshTarget {
+        addr: SocketAddr::new(address, record.ssh.port.unwrap_or(22)),
+        user: record.ssh.user.clone().unwrap_or_else(|| "ubuntu".into()),
+        key_path: record
+            .ssh
+            .key_path
+            .clone()
+            .context("the machine record names no SSH key")?
+            .into(),
+        host_keys: std::iter::once(pinned)
+            .chain(record.ssh.pending_host_key.clone())
+            .collect(),
+    })
+}
+
+/// An SSH session to the machine at `address`. A host that shows the pending key of an
+/// interrupted rotation has it installed: that key becomes the pinned one.
+pub async fn connect(
+    store: &Store,
+    record: &MachineRecord,
+    address: IpAddr,
+    timeout: Duration,
+) -> anyhow::Result<Session> {
+    let session = Session::connect(&ssh_target(record, address)?, timeout).await?;
+    if let Some(pending) = &record.ssh.pending_host_key
+        && session.host_key() == pending.trim()
+    {
+        tracing::debug!("ssh: the pending host key answered; pinning it");
+        store.update(&record.name, |r| {
+            r.ssh.host_key = Some(pending.clone());
+            r.ssh.pending_host_key = None;
+            r.ssh.host_key_rotated = true;
+        })?;
+    }
+    Ok(session)
+}
+
+/// An SSH session to the machine at its recorded address.
+pub async fn session(
+    store: &Store,
+    record: &MachineRecord,
+    timeout: Duration,
+) -> anyhow::Result<Session> {
+    connect(store, record, address_of(record)?, timeout).await
 }
 
 /// The instance id, or a clear error for a machine whose create never got that far.
@@ -70,4 +228,100 @@ pub fn instance_id(record: &MachineRecord) -> anyhow::Result<String> {
         )
         .into()
     })
+}
+
+/// Waits until a TCP connection to `addr` succeeds, keeping the last error for the message.
+/// `allowed` names the sources the security group admits, for the hint.
+pub async fn wait_for_port(
+    addr: SocketAddr,
+    timeout: Duration,
+    allowed: Option<&str>,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+                .await;
+        let last = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            let hint = match allowed {
+                Some(cidrs) => format!(
+                    "the security group admits only {cidrs}; behind NAT the cloud sees another \
+                     address: give it with --allow-cidr (and check that the image runs sshd)"
+                ),
+                None => "check that the security group allows it from here and that the image \
+                         runs sshd"
+                    .into(),
+            };
+            bail!(Hinted::new(
+                format!(
+                    "port {} on {} did not open within {timeout:?} (last error: {last})",
+                    addr.port(),
+                    addr.ip()
+                ),
+                hint,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> CloudKey {
+        CloudKey {
+            endpoint: Some("http://clc:8773/services/compute/".into()),
+            region: Some("eucalyptus".into()),
+            profile: Some("default".into()),
+            access_key_id: Some("AKIOWN".into()),
+            ca_bundle: None,
+        }
+    }
+
+    #[test]
+    fn flags_may_repeat_the_machines_cloud_but_not_name_another() {
+        let ok = |endpoint: Option<&str>, region: Option<&str>| {
+            check_flags(
+                &key(),
+                &CloudFlags {
+                    endpoint: endpoint.map(Into::into),
+                    region: region.map(Into::into),
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(ok(None, None).is_ok());
+        assert!(ok(Some("http://clc:8773/services/compute"), Some("eucalyptus")).is_ok());
+        assert!(ok(Some("eucalyptus::http://clc:8773/services/compute/"), None).is_ok());
+        let other = ok(Some("http://other:8773/services/compute/"), None).unwrap_err();
+        assert!(other.message.contains("http://clc:8773/services/compute/"));
+        assert!(
+            other
+                .message
+                .contains("http://other:8773/services/compute/")
+        );
+        assert!(ok(None, Some("us-east-1")).is_err());
+        assert!(ok(Some("us-east-1::http://clc:8773/services/compute/"), None).is_err());
+    }
+
+    #[test]
+    fn another_access_key_is_refused_naming_both() {
+        assert!(check_identity(&key(), "AKIOWN", "profile").is_ok());
+        let err =
+            check_identity(&key(), "AKIOTHER", "environment (AWS_ACCESS_KEY_ID)").unwrap_err();
+        assert!(err.message.contains("AKIOWN") && err.message.contains("AKIOTHER"));
+        assert!(err.message.contains("environment (AWS_ACCESS_KEY_ID)"));
+        // Records from before the access key id was kept accept any identity.
+        let old = CloudKey {
+            access_key_id: None,
+            ..key()
+        };
+        assert!(check_identity(&old, "AKIOTHER", "profile").is_ok());
+    }
 }

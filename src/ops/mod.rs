@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod cloud_target;
 pub mod create;
+pub mod ingress;
 pub mod login;
 pub mod ls;
 pub mod machine;
@@ -11,6 +12,8 @@ pub mod power;
 pub mod provision;
 pub mod rm;
 pub mod scp;
+pub mod setup;
+pub mod teardown;
 
 pub use create::{CreateOptions, create};
 pub use login::{LoginOptions, login, logout};

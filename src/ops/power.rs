@@ -1,24 +1,25 @@
 //! `start`, `stop`, `restart`, `kill` on one or several machines, concurrently, with one
-//! Start/StopInstances call per cloud. `start` notices a changed address (EDGE hands out a new
-//! public one), reissues the server certificate, restarts the daemon, updates the context and
-//! verifies it: no `regenerate-certs` needed, unlike docker-machine.
+//! Start/StopInstances call per cloud, each machine's lock held for the whole command. `start`
+//! notices a changed address (EDGE hands out a new public one), reissues the server
+//! certificate, restarts the daemon, updates the context and verifies it: no
+//! `regenerate-certs` needed, unlike docker-machine.
 
 use std::{net::IpAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use aws_sdk_ec2::types::InstanceStateName;
-use tokio::task::JoinSet;
 
 use super::{
-    machine::{group_by_cloud, instance_id},
-    provision::{machine_address, verify},
+    machine::{self, group_by_cloud, instance_id, machine_address},
+    setup::{reissue_server_cert, verify},
 };
 use crate::{
     cloud::{Ec2, usable_address},
     credentials::CloudFlags,
+    fsutil::LockFile,
     names::MachineName,
     provision::daemon,
-    store::Store,
+    store::{MachineRecord, Store},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,17 @@ pub enum Power {
     Kill,
 }
 
+impl Power {
+    fn command(self) -> &'static str {
+        match self {
+            Power::Start => "start",
+            Power::Stop => "stop",
+            Power::Restart => "restart",
+            Power::Kill => "kill",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PowerOptions {
     pub names: Vec<MachineName>,
@@ -39,116 +51,46 @@ pub struct PowerOptions {
     pub timeout: Duration,
 }
 
+type Outcome = (String, anyhow::Result<String>);
+
 /// What happened to each machine, in the order given.
-pub async fn power(
-    docker_config: &Path,
-    opts: &PowerOptions,
-) -> anyhow::Result<Vec<(String, anyhow::Result<String>)>> {
+pub async fn power(docker_config: &Path, opts: &PowerOptions) -> anyhow::Result<Vec<Outcome>> {
     let store = Store::new(docker_config);
+    let mut results: Vec<Outcome> = Vec::new();
     let mut records = Vec::new();
+    let mut locks: Vec<LockFile> = Vec::new();
     for name in &opts.names {
-        records.push(store.load(name)?);
+        let locked = store
+            .lock_operation(name, opts.action.command())
+            .map_err(anyhow::Error::from)
+            .and_then(|lock| Ok((lock, store.load(name)?)));
+        match locked {
+            Ok((lock, record)) => {
+                locks.push(lock);
+                records.push(record);
+            }
+            Err(e) => results.push((name.to_string(), Err(e))),
+        }
     }
-    let mut results: Vec<(String, anyhow::Result<String>)> = Vec::new();
-    let mut jobs = JoinSet::new();
+    let mut jobs = Vec::new();
     for (key, group) in group_by_cloud(records) {
-        let ec2 = match super::machine::ec2_for(docker_config, &key, &opts.cloud).await {
-            Ok(ec2) => ec2,
-            Err(e) => {
-                fail_all(&mut results, &group, format!("{e:#}"));
-                continue;
+        match machine::cloud_of(docker_config, &key, &opts.cloud).await {
+            Ok(ec2) => {
+                let (ready, failed) = power_group(docker_config, &store, &ec2, group, opts).await;
+                results.extend(failed);
+                jobs.extend(ready);
             }
-        };
-        let mut ids = Vec::new();
-        let mut members = Vec::new();
-        for r in group {
-            match instance_id(&r) {
-                Ok(id) => {
-                    ids.push(id);
-                    members.push(r);
-                }
-                Err(e) => results.push((r.name.to_string(), Err(e))),
-            }
-        }
-        if ids.is_empty() {
-            continue;
-        }
-        let stop = matches!(opts.action, Power::Stop | Power::Kill | Power::Restart);
-        if stop {
-            if let Err(e) = ec2.stop_instances(&ids, opts.action == Power::Kill).await {
-                fail_all(&mut results, &members, format!("{e:#}"));
-                continue;
-            }
-            let mut waits = JoinSet::new();
-            for (r, id) in members.iter().zip(&ids) {
-                let (ec2, id, name, timeout) =
-                    (ec2.clone(), id.clone(), r.name.to_string(), opts.timeout);
-                waits.spawn(async move {
-                    (
-                        name,
-                        ec2.wait_for_state(&id, InstanceStateName::Stopped, timeout)
-                            .await,
-                    )
-                });
-            }
-            let mut stopped_ok = Vec::new();
-            while let Some(j) = waits.join_next().await {
-                let (name, r) = j?;
-                match r {
-                    Ok(_) => stopped_ok.push(name),
-                    Err(e) => results.push((name, Err(e.into()))),
-                }
-            }
-            if opts.action != Power::Restart {
-                let verb = if opts.action == Power::Kill {
-                    "killed"
-                } else {
-                    "stopped"
-                };
-                results.extend(
-                    stopped_ok
-                        .into_iter()
-                        .map(|n| (n.clone(), Ok(format!("{n} {verb}")))),
-                );
-                continue;
-            }
-            members.retain(|r| stopped_ok.contains(&r.name.to_string()));
-            ids = members
-                .iter()
-                .filter_map(|r| r.cloud.instance_id.clone())
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-        }
-        if let Err(e) = ec2.start_instances(&ids).await {
-            fail_all(&mut results, &members, format!("{e:#}"));
-            continue;
-        }
-        for r in members {
-            let (ec2, store, docker_config, timeout) = (
-                ec2.clone(),
-                store.clone(),
-                docker_config.to_path_buf(),
-                opts.timeout,
-            );
-            let verb = if opts.action == Power::Restart {
-                "restarted"
-            } else {
-                "started"
-            };
-            jobs.spawn(async move {
-                let name = r.name.clone();
-                (
-                    name.to_string(),
-                    after_start(&docker_config, &store, &ec2, &name, timeout, verb).await,
-                )
-            });
+            Err(e) => fail_all(&mut results, &group, &e),
         }
     }
-    while let Some(j) = jobs.join_next().await {
-        results.push(j?);
+    for (name, job) in jobs {
+        // A panicking task fails its own machine only.
+        let outcome = job
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("internal error: {e}")));
+        results.push((name, outcome));
     }
+    drop(locks);
     let order = |n: &String| {
         opts.names
             .iter()
@@ -159,12 +101,118 @@ pub async fn power(
     Ok(results)
 }
 
+type Job = (String, tokio::task::JoinHandle<anyhow::Result<String>>);
+
+/// One cloud's machines: one Stop/StartInstances call for all, then per-machine waits.
+/// Returns the per-machine jobs still running and the outcomes already known.
+async fn power_group(
+    docker_config: &Path,
+    store: &Store,
+    ec2: &Ec2,
+    group: Vec<MachineRecord>,
+    opts: &PowerOptions,
+) -> (Vec<Job>, Vec<Outcome>) {
+    let mut done = Vec::new();
+    let mut members = Vec::new();
+    for r in group {
+        match instance_id(&r) {
+            Ok(id) => members.push((r, id)),
+            Err(e) => done.push((r.name.to_string(), Err(e))),
+        }
+    }
+    if members.is_empty() {
+        return (vec![], done);
+    }
+    if matches!(opts.action, Power::Stop | Power::Kill | Power::Restart) {
+        let stopped = stop_all(ec2, &members, opts, &mut done).await;
+        if opts.action != Power::Restart {
+            let verb = if opts.action == Power::Kill {
+                "killed"
+            } else {
+                "stopped"
+            };
+            done.extend(stopped.into_iter().map(|(r, _)| {
+                let n = r.name.to_string();
+                (n.clone(), Ok(format!("{n} {verb}")))
+            }));
+            return (vec![], done);
+        }
+        members = stopped;
+    }
+    if members.is_empty() {
+        return (vec![], done);
+    }
+    let ids: Vec<String> = members.iter().map(|(_, id)| id.clone()).collect();
+    if let Err(e) = ec2.start_instances(&ids).await {
+        let records: Vec<_> = members.into_iter().map(|(r, _)| r).collect();
+        fail_all(&mut done, &records, &e.into());
+        return (vec![], done);
+    }
+    let verb = if opts.action == Power::Restart {
+        "restarted"
+    } else {
+        "started"
+    };
+    let jobs = members
+        .into_iter()
+        .map(|(r, _)| {
+            let (ec2, store, docker_config, timeout) = (
+                ec2.clone(),
+                store.clone(),
+                docker_config.to_path_buf(),
+                opts.timeout,
+            );
+            let name = r.name.clone();
+            let job = tokio::spawn(async move {
+                after_start(&docker_config, &store, &ec2, &name, timeout, verb).await
+            });
+            (r.name.to_string(), job)
+        })
+        .collect();
+    (jobs, done)
+}
+
+/// One StopInstances for all, then each waits for `stopped`; returns those that stopped.
+async fn stop_all(
+    ec2: &Ec2,
+    members: &[(MachineRecord, String)],
+    opts: &PowerOptions,
+    done: &mut Vec<Outcome>,
+) -> Vec<(MachineRecord, String)> {
+    let ids: Vec<String> = members.iter().map(|(_, id)| id.clone()).collect();
+    if let Err(e) = ec2.stop_instances(&ids, opts.action == Power::Kill).await {
+        let records: Vec<_> = members.iter().map(|(r, _)| r.clone()).collect();
+        fail_all(done, &records, &e.into());
+        return vec![];
+    }
+    let waits: Vec<_> = members
+        .iter()
+        .map(|(r, id)| {
+            let (ec2, id, timeout) = (ec2.clone(), id.clone(), opts.timeout);
+            let wait = tokio::spawn(async move {
+                ec2.wait_for_state(&id, InstanceStateName::Stopped, timeout)
+                    .await
+            });
+            (r.clone(), wait)
+        })
+        .collect();
+    let mut stopped = Vec::new();
+    for ((record, wait), (_, id)) in waits.into_iter().zip(members) {
+        match wait.await {
+            Ok(Ok(_)) => stopped.push((record, id.clone())),
+            Ok(Err(e)) => done.push((record.name.to_string(), Err(e.into()))),
+            Err(e) => done.push((
+                record.name.to_string(),
+                Err(anyhow::anyhow!("internal error: {e}")),
+            )),
+        }
+    }
+    stopped
+}
+
 /// Records one cloud-wide failure against every machine of a group.
-fn fail_all(
-    results: &mut Vec<(String, anyhow::Result<String>)>,
-    machines: &[crate::store::MachineRecord],
-    msg: String,
-) {
+fn fail_all(results: &mut Vec<Outcome>, machines: &[MachineRecord], err: &anyhow::Error) {
+    let msg = format!("{err:#}");
     results.extend(
         machines
             .iter()
@@ -204,20 +252,13 @@ async fn after_start(
     let context = record.context_name();
     let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
     if changed {
-        super::create::wait_for_port(
+        machine::wait_for_port(
             std::net::SocketAddr::new(address, record.ssh.port.unwrap_or(22)),
             timeout,
+            None,
         )
         .await?;
-        super::provision::reissue_server_cert(
-            docker_config,
-            store,
-            &record,
-            address,
-            false,
-            timeout,
-        )
-        .await?;
+        reissue_server_cert(docker_config, store, &record, address, false, timeout).await?;
     }
     let version = verify(docker_config, &context, &url, timeout).await?;
     store.update(name, |r| r.engine.version = Some(version.version.clone()))?;

@@ -1,27 +1,17 @@
-//! `rm`, and the teardown a failed create shares with it: terminate the instance, delete the
-//! machine's own security group once it is free, delete an imported key pair, then the context
-//! and the record. Things already gone are fine; each removal is journalled as it happens, so a
-//! second `rm` picks up where the first stopped. Resources whose creating call never answered
-//! are found again by name (security group) or client token (instance).
+//! `rm`: under the machine's lock, on the machine's own cloud and identity, remove what its
+//! create made (see [`super::teardown`]: only what is proved ours, forgotten only once proved
+//! gone), then the context and the record. `-f` forgets a machine the cloud will not let go of,
+//! or whose record is damaged, without touching the cloud.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::Path;
 
-use aws_sdk_ec2::types::InstanceStateName;
-
+use super::teardown::{plan, remove_context, teardown};
 use crate::{
-    cloud::Ec2,
-    context::{ConfigFile, ContextStore},
     credentials::CloudFlags,
     names::MachineName,
     progress::Progress,
     store::{MachineRecord, Store, StoreError},
 };
-
-/// Descriptions of the contexts docker-euca writes start with this; others are never removed.
-pub const CONTEXT_DESCRIPTION_PREFIX: &str = "docker-euca:";
 
 #[derive(Debug, Clone, Default)]
 pub struct RmOptions {
@@ -30,103 +20,6 @@ pub struct RmOptions {
     pub force: bool,
     pub cloud: CloudFlags,
     pub quiet: bool,
-}
-
-/// How long a group may stay "in use" by a terminating instance before we give up.
-const GROUP_RELEASE_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// Removes the cloud resources the record says the machine owns, journalling each removal.
-pub async fn teardown(
-    ec2: &Ec2,
-    store: &Store,
-    name: &MachineName,
-    progress: &mut Progress,
-) -> anyhow::Result<()> {
-    let record = match store.load(name) {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut instances: Vec<String> = record.cloud.instance_id.iter().cloned().collect();
-    if instances.is_empty()
-        && let Some(token) = &record.cloud.client_token
-    {
-        instances = ec2
-            .instances_by_client_token(token)
-            .await?
-            .into_iter()
-            .filter(|i| i.state != "terminated")
-            .map(|i| i.id)
-            .collect();
-    }
-    for id in &instances {
-        progress.stage(format!("terminating instance {id}"));
-        ec2.terminate_instance(id).await?;
-        ec2.wait_for_state(id, InstanceStateName::Terminated, Duration::from_secs(300))
-            .await?;
-    }
-    store.update(name, |r| {
-        r.cloud.instance_id = None;
-        r.cloud.client_token = None;
-    })?;
-    if record.cloud.security_group_owned {
-        let group = match (
-            &record.cloud.security_group_id,
-            &record.cloud.security_group_name,
-        ) {
-            (Some(id), _) => Some(id.clone()),
-            (None, Some(name)) => ec2.find_security_group(name).await?,
-            (None, None) => None,
-        };
-        if let Some(group) = group {
-            progress.stage(format!("deleting security group {group}"));
-            let deadline = tokio::time::Instant::now() + GROUP_RELEASE_TIMEOUT;
-            loop {
-                match ec2.delete_security_group(&group).await {
-                    Ok(()) => break,
-                    Err(e)
-                        if matches!(
-                            e.code(),
-                            Some("DependencyViolation" | "InvalidGroup.InUse")
-                        ) && tokio::time::Instant::now() < deadline =>
-                    {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        store.update(name, |r| {
-            r.cloud.security_group_id = None;
-            r.cloud.security_group_owned = false;
-        })?;
-    }
-    if let (true, Some(key)) = (record.cloud.key_pair_owned, &record.cloud.key_pair_name) {
-        progress.stage(format!("deleting key pair {key}"));
-        ec2.delete_key_pair(key).await?;
-        store.update(name, |r| r.cloud.key_pair_owned = false)?;
-    }
-    progress.finish_stage();
-    Ok(())
-}
-
-/// Deletes the machine's docker context if docker-euca wrote it (never a context of the
-/// user's own that happens to share the name), and clears `currentContext` if it pointed there.
-pub fn remove_context(docker_config: &Path, context_name: Option<&str>) -> anyhow::Result<()> {
-    let Some(name) = context_name else {
-        return Ok(());
-    };
-    let contexts = ContextStore::new(docker_config);
-    match contexts.read(name) {
-        Ok(meta) if meta.description.starts_with(CONTEXT_DESCRIPTION_PREFIX) => {
-            ConfigFile::new(docker_config).clear_current_context_if(name)?;
-            contexts.remove(name)?;
-        }
-        Ok(_) => tracing::debug!("context {name} is not docker-euca's; left alone"),
-        Err(crate::context::ContextError::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
 }
 
 /// Removes each machine; returns each one's outcome, in order.
@@ -151,6 +44,7 @@ async fn rm_one(
     opts: &RmOptions,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
+    let _lock = store.lock_operation(name, "rm")?;
     let record = match store.load(name) {
         Ok(r) => r,
         Err(e @ (StoreError::Corrupt { .. } | StoreError::NewerSchema { .. })) if opts.force => {
@@ -170,7 +64,8 @@ async fn rm_one(
         }
         progress.fail_stage();
         progress.note(format!(
-            "warning: {name}: the cloud refused ({err:#}); forgetting the machine anyway (-f)"
+            "warning: {name}: {err:#}; forgetting the machine anyway (-f): what it had in the \
+             cloud may be left there"
         ));
     }
     remove_context(docker_config, record.engine.context_name.as_deref())?;
@@ -185,17 +80,9 @@ async fn remove_cloud_resources(
     opts: &RmOptions,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let c = &record.cloud;
-    if c.instance_id.is_none()
-        && c.client_token.is_none()
-        && !c.security_group_owned
-        && !c.key_pair_owned
-    {
+    if plan(&record.cloud).is_empty() {
         return Ok(());
     }
-    let mut flags = opts.cloud.clone();
-    flags.ca_bundle = flags.ca_bundle.or(c.ca_bundle.clone().map(PathBuf::from));
-    let key = super::machine::CloudKey::of(record);
-    let ec2 = super::machine::ec2_for(docker_config, &key, &flags).await?;
+    let ec2 = super::machine::cloud_of_machine(docker_config, record, &opts.cloud).await?;
     teardown(&ec2, store, &record.name, progress).await
 }

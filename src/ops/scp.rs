@@ -58,8 +58,9 @@ pub async fn scp(
             ))
         }
     };
-    let record = Store::new(docker_config).load(&name)?;
-    let session = super::machine::session(&record, timeout).await?;
+    let store = Store::new(docker_config);
+    let record = store.load(&name)?;
+    let session = super::machine::session(&store, &record, timeout).await?;
     let result = async {
         match (upload, recursive) {
             (true, false) => {

@@ -86,18 +86,10 @@ impl Invocation {
             }
             let (flag, inline) = match text.split_once('=') {
                 Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-                _ => (text.to_string(), None),
-            };
-            // `-cNAME`, `-Hhost` and `-lLEVEL`: short flags with their value attached.
-            let (flag, inline) = match (flag.as_str(), inline) {
-                (f, None)
-                    if f.len() > 2
-                        && !f.starts_with("--")
-                        && ["-c", "-H", "-l"].contains(&&f[..2]) =>
-                {
-                    (f[..2].to_string(), Some(f[2..].to_string()))
-                }
-                (_, inline) => (flag, inline),
+                _ => match attached_short_value(text) {
+                    Some((f, v)) => (f.to_string(), Some(v.to_string())),
+                    None => (text.to_string(), None),
+                },
             };
             let takes_value = matches!(
                 flag.as_str(),
@@ -118,24 +110,24 @@ impl Invocation {
                 break;
             }
             rest.next();
+            // A value stays an `OsString` until the field needs text: a path may be any bytes.
             let value = if takes_value {
-                match inline {
-                    Some(v) => Some(v),
-                    None => Some(
-                        rest.next()
-                            .and_then(|v| v.into_string().ok())
-                            .ok_or_else(|| format!("flag needs an argument: {flag}"))?,
-                    ),
-                }
+                Some(match inline {
+                    Some(v) => OsString::from(v),
+                    None => rest
+                        .next()
+                        .ok_or_else(|| format!("flag needs an argument: {flag}"))?,
+                })
             } else {
                 None
             };
             let bool_value = || inline_bool(&flag, text);
+            let text_value = |value: Option<OsString>| utf8_value(&flag, value);
             match flag.as_str() {
                 "--config" => globals.config = value.map(PathBuf::from),
-                "-c" | "--context" => globals.context = value,
-                "-H" | "--host" => globals.host.extend(value),
-                "-l" | "--log-level" => globals.log_level = value,
+                "-c" | "--context" => globals.context = text_value(value)?,
+                "-H" | "--host" => globals.host.extend(text_value(value)?),
+                "-l" | "--log-level" => globals.log_level = text_value(value)?,
                 "--tlscacert" => globals.tls_ca_cert = value.map(PathBuf::from),
                 "--tlscert" => globals.tls_cert = value.map(PathBuf::from),
                 "--tlskey" => globals.tls_key = value.map(PathBuf::from),
@@ -164,6 +156,38 @@ impl Invocation {
             _ => Invocation::Run { globals, args },
         })
     }
+}
+
+/// `-cNAME`, `-Hhost`, `-lLEVEL` and pflag's `-c=NAME`: a short flag of docker's with its value
+/// attached, split as (flag, value). Matched with `strip_prefix`, never by byte index, so an
+/// argument like `-é` (whose second byte is inside a character) cannot panic.
+fn attached_short_value(text: &str) -> Option<(&'static str, &str)> {
+    if text.starts_with("--") {
+        return None;
+    }
+    ["-c", "-H", "-l"].into_iter().find_map(|short| {
+        let value = text.strip_prefix(short).filter(|v| !v.is_empty())?;
+        // pflag reads `-c=NAME` as NAME, but a lone `-c=` as the value "=".
+        let value = match value.strip_prefix('=') {
+            Some(v) if !v.is_empty() => v,
+            _ => value,
+        };
+        Some((short, value))
+    })
+}
+
+/// A flag value the plugin needs as text (a context name, a host URL, a log level).
+fn utf8_value(flag: &str, value: Option<OsString>) -> Result<Option<String>, String> {
+    value
+        .map(|v| {
+            v.into_string().map_err(|v| {
+                format!(
+                    "invalid value {:?} for {flag}: not valid UTF-8",
+                    v.to_string_lossy()
+                )
+            })
+        })
+        .transpose()
 }
 
 /// `--debug=false` style values for docker's boolean flags.
@@ -270,6 +294,88 @@ mod tests {
     fn missing_value_is_an_error() {
         assert!(Invocation::parse(vec!["--config".into()]).is_err());
         assert!(Invocation::parse(vec!["--debug=maybe".into(), "euca".into()]).is_err());
+    }
+
+    #[test]
+    fn non_ascii_flags_never_panic() {
+        // `-é` and `-äb` used to be sliced at byte 2, inside the character.
+        for arg in [
+            "-é",
+            "-äb",
+            "-ä…",
+            "--cönfig",
+            "--é=1",
+            "-é=x",
+            "-\u{301}",
+            "—",
+            "-🦀",
+            "-Dé",
+        ] {
+            assert_eq!(
+                parse(&[arg, "euca", "ls"]),
+                run(GlobalFlags::default(), &[arg, "euca", "ls"]),
+                "{arg}"
+            );
+        }
+        let globals = GlobalFlags {
+            host: vec!["é".into()],
+            context: Some("kö".into()),
+            log_level: Some("→".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            parse(&["-Hé", "-ckö", "-l→", "euca", "ls"]),
+            run(globals, &["ls"])
+        );
+        let globals = GlobalFlags {
+            context: Some("é".into()),
+            ..Default::default()
+        };
+        assert_eq!(parse(&["--context=é", "euca"]), run(globals, &[]));
+    }
+
+    #[test]
+    fn short_flags_take_pflag_equals_values() {
+        let globals = GlobalFlags {
+            context: Some("ctx".into()),
+            host: vec!["=".into()],
+            ..Default::default()
+        };
+        assert_eq!(parse(&["-c=ctx", "-H=", "euca"]), run(globals, &[]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_arguments_never_panic() {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        // As a flag: not docker's, so the plugin's own parser gets it.
+        let got = Invocation::parse(vec![bytes(b"-\xff"), "euca".into()]).unwrap();
+        assert_eq!(
+            got,
+            Invocation::Run {
+                globals: GlobalFlags::default(),
+                args: vec![bytes(b"-\xff"), "euca".into()]
+            }
+        );
+        // A path may be any bytes.
+        let got = Invocation::parse(vec!["--config".into(), bytes(b"/tmp/\xff"), "euca".into()]);
+        assert_eq!(
+            got,
+            Ok(Invocation::Run {
+                globals: GlobalFlags {
+                    config: Some(PathBuf::from(bytes(b"/tmp/\xff"))),
+                    ..Default::default()
+                },
+                args: vec![]
+            })
+        );
+        // A context name may not.
+        let err = Invocation::parse(vec!["-c".into(), bytes(b"\xffx"), "euca".into()]).unwrap_err();
+        assert!(
+            err.contains("not valid UTF-8") && err.contains("-c"),
+            "{err}"
+        );
     }
 
     #[test]

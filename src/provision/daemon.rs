@@ -96,18 +96,65 @@ pub fn check_engine_value(flag: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One word of a systemd `ExecStart=` line (systemd.service, "Command lines"). systemd expands
+/// `%` specifiers over the whole line first (`%%` is a literal `%`), then splits it into words
+/// honouring double quotes and C escapes, then substitutes `$VAR`/`${VAR}` in each word (`$$`
+/// is a literal `$`). A word made only of harmless characters stays bare so the unit reads
+/// naturally; any other is double-quoted with `\\`, `\"` and control characters escaped.
+fn systemd_exec_word(word: &str) -> String {
+    let bare = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@".contains(c));
+    if bare {
+        word.to_string()
+    } else {
+        format!("\"{}\"", systemd_escape(word, true))
+    }
+}
+
+/// One `Environment=` assignment (systemd.exec): always double-quoted so that `=`, blanks or
+/// quotes in the value cannot split it, with C escapes and `%%`. Unlike `ExecStart=`, systemd
+/// does no `$` expansion here ("the `$` character has no special meaning"), so a `$` is
+/// written as it is: `$$` would reach the daemon as two dollars.
+fn systemd_environment(assignment: &str) -> String {
+    format!("\"{}\"", systemd_escape(assignment, false))
+}
+
+/// The inside of a double-quoted systemd string; `dollars` doubles `$` (for `ExecStart=`).
+fn systemd_escape(word: &str, dollars: bool) -> String {
+    let mut escaped = String::with_capacity(word.len());
+    for c in word.chars() {
+        match c {
+            '%' => escaped.push_str("%%"),
+            '$' if dollars => escaped.push_str("$$"),
+            '\\' => escaped.push_str(r"\\"),
+            '"' => escaped.push_str(r#"\""#),
+            '\n' => escaped.push_str(r"\n"),
+            '\t' => escaped.push_str(r"\t"),
+            '\r' => escaped.push_str(r"\r"),
+            c if c.is_ascii_control() => escaped.push_str(&format!(r"\x{:02x}", u32::from(c))),
+            c if c.is_control() => escaped.push_str(&format!(r"\u{:04x}", u32::from(c))),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
 /// Renders the configuration file for `init`; `dockerd` is the daemon's path on the host.
 pub fn render(init: InitSystem, engine: &EngineOptions, dockerd: &str) -> DaemonConfig {
     let args = daemon_args(engine);
     let header = "# Written by docker-euca; `docker euca provision` rewrites it.\n";
     match init {
         InitSystem::Systemd => {
-            let mut s = format!(
-                "{header}[Service]\nExecStart=\nExecStart={dockerd} {}\n",
-                args.join(" ")
-            );
+            let command_line = std::iter::once(dockerd)
+                .chain(args.iter().map(String::as_str))
+                .map(systemd_exec_word)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut s = format!("{header}[Service]\nExecStart=\nExecStart={command_line}\n");
             for e in &engine.env {
-                s.push_str(&format!("Environment={}\n", shell_quote(e)));
+                s.push_str(&format!("Environment={}\n", systemd_environment(e)));
             }
             DaemonConfig {
                 path: "/etc/systemd/system/docker.service.d/10-docker-euca.conf",
@@ -212,13 +259,9 @@ pub async fn restart_and_wait(
         return Err(fail(summary).await);
     }
     // Wait for the TLS port from inside the host (no TLS client needed for that).
-    let probe = format!(
-        "for i in $(seq {n}); do if (exec 3<>/dev/tcp/127.0.0.1/{DOCKER_PORT}) 2>/dev/null; then exit 0; fi; \
-         pidof dockerd >/dev/null || [ $i -lt 10 ] || exit 3; sleep 0.5; done; exit 1",
-        n = timeout.as_secs().max(1) * 2
-    );
+    let probe = probe_script(DOCKER_PORT, timeout.as_secs().max(1) * 2, session.sudo());
     let out = session
-        .exec(&format!("bash -c {}", shell_quote(&probe)))
+        .exec(&format!("sh -c {}", shell_quote(&probe)))
         .await?;
     match out.status {
         0 => Ok(()),
@@ -228,6 +271,49 @@ pub async fn restart_and_wait(
         ))
         .await),
     }
+}
+
+/// The readiness probe, for POSIX `sh` alone (Alpine and other small images have no bash):
+/// exits 0 once something listens on `port`, 3 when dockerd is still not running after the
+/// first five seconds, 1 after `attempts` half-second tries.
+///
+/// "Listens" is read from `/proc/net/tcp{,6}` (state `0A`), which every Linux has and which
+/// needs no tool at all; `nc -z`, bash's `/dev/tcp` and `docker version` on the local socket
+/// are asked only when they exist, for hosts where that read fails. dockerd binds all its
+/// listeners together before it serves, so the unix socket answering means the TLS port is
+/// bound too. Without `pidof` and `pgrep` there is no telling whether dockerd runs, so the
+/// probe then waits the whole time instead of failing fast. `sleep 0.5` falls back to
+/// `sleep 1` where fractions are refused (doubling the wait, never shortening it).
+///
+/// One line, no `!`: the login shell that runs `sh -c '…'` may be tcsh, which refuses line
+/// breaks inside single quotes and expands `!` even there.
+fn probe_script(port: u16, attempts: u64, sudo: &str) -> String {
+    let hex = format!("{port:04X}");
+    [
+        format!(
+            "listening() {{ grep -Eq '^ *[0-9]+: [0-9A-F]+:{hex} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0"
+        ),
+        format!(
+            "if command -v nc >/dev/null 2>&1; then nc -z 127.0.0.1 {port} >/dev/null 2>&1 && return 0; fi"
+        ),
+        format!(
+            "if command -v bash >/dev/null 2>&1; then bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' >/dev/null 2>&1 && return 0; fi"
+        ),
+        format!(
+            "if command -v docker >/dev/null 2>&1; then {sudo}docker -H unix:///var/run/docker.sock version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1 && return 0; fi"
+        ),
+        "return 1; }".to_string(),
+        "running() { if command -v pidof >/dev/null 2>&1; then pidof dockerd >/dev/null 2>&1; \
+         elif command -v pgrep >/dev/null 2>&1; then pgrep -x dockerd >/dev/null 2>&1; else return 0; fi; }"
+            .to_string(),
+        "i=0".to_string(),
+        format!(
+            "while [ \"$i\" -lt {attempts} ]; do listening && exit 0; \
+             running || [ \"$i\" -lt 10 ] || exit 3; sleep 0.5 2>/dev/null || sleep 1; i=$((i + 1)); done"
+        ),
+        "exit 1".to_string(),
+    ]
+    .join("; ")
 }
 
 #[cfg(test)]
@@ -279,7 +365,7 @@ mod tests {
         );
         assert!(
             s.contents
-                .contains("Environment=HTTP_PROXY=http://proxy:3128")
+                .contains("Environment=\"HTTP_PROXY=http://proxy:3128\"\n")
         );
         let v = render(InitSystem::SysV, &engine(), "/usr/sbin/dockerd");
         assert_eq!(v.path, "/etc/default/docker");
@@ -291,5 +377,120 @@ mod tests {
             render(InitSystem::OpenRc, &engine(), "x").path,
             "/etc/conf.d/docker"
         );
+    }
+
+    fn tricky_engine() -> EngineOptions {
+        EngineOptions {
+            labels: vec!["cost=100%".into()],
+            opts: vec![r#"log-opt=tag=a$b"c\"#.into()],
+            env: vec![
+                "HTTP_PROXY=http://proxy:3128/$x%y".into(),
+                r#"NOTE=say "hi" \o/"#.into(),
+            ],
+            ..EngineOptions::default()
+        }
+    }
+
+    #[test]
+    fn systemd_escapes_specifiers_dollars_and_quotes() {
+        let s = render(InitSystem::Systemd, &tricky_engine(), "/usr/bin/dockerd").contents;
+        let exec = concat!(
+            "ExecStart=/usr/bin/dockerd -H=tcp://0.0.0.0:2376 -H=unix:///var/run/docker.sock",
+            " --tlsverify --tlscacert=/etc/docker/ca.pem --tlscert=/etc/docker/server.pem",
+            " --tlskey=/etc/docker/server-key.pem --label=provider=eucalyptus",
+            r#" "--label=cost=100%%" "--log-opt=tag=a$$b\"c\\""#,
+            "\n"
+        );
+        assert!(s.contains(exec), "{s}");
+        // Environment= does no `$` expansion: a `$` stays single.
+        assert!(
+            s.contains("Environment=\"HTTP_PROXY=http://proxy:3128/$x%%y\"\n"),
+            "{s}"
+        );
+        assert!(s.contains(r#"Environment="NOTE=say \"hi\" \\o/""#), "{s}");
+    }
+
+    #[test]
+    fn systemd_words_escape_control_characters() {
+        assert_eq!(systemd_exec_word("--label=a\tb\nc"), r#""--label=a\tb\nc""#);
+        assert_eq!(systemd_exec_word("a\u{7}b"), r#""a\x07b""#);
+        assert_eq!(systemd_exec_word(""), r#""""#);
+        assert_eq!(systemd_exec_word("--tlsverify"), "--tlsverify");
+    }
+
+    /// systemd's own parser, where it is installed: the drop-in must load without an escape
+    /// or specifier complaint.
+    #[test]
+    fn systemd_accepts_the_drop_in() {
+        let Ok(version) = std::process::Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+        else {
+            return;
+        };
+        if !version.status.success() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let unit = dir.path().join("docker-euca-test.service");
+        let drop_in = render(InitSystem::Systemd, &tricky_engine(), "/bin/true").contents;
+        std::fs::write(
+            &unit,
+            drop_in.replace("[Service]\n", "[Service]\nType=oneshot\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&unit)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("escape") && !stderr.contains("specifier"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn probe_is_posix_sh_without_bash() {
+        let script = probe_script(DOCKER_PORT, 20, "sudo -n ");
+        // bash only where it exists, never as the interpreter.
+        assert_eq!(
+            script.matches("bash").count(),
+            script
+                .matches("if command -v bash >/dev/null 2>&1; then bash -c ")
+                .count()
+                * 2,
+            "{script}"
+        );
+        assert!(!script.contains("seq "), "{script}");
+        // One line without `!`, for a tcsh login shell running `sh -c '…'`.
+        assert!(!script.contains('\n') && !script.contains('!'), "{script}");
+        assert!(script.contains(":0948 "), "{script}");
+        assert!(
+            script.contains("sudo -n docker -H unix:///var/run/docker.sock version --format '{{.Server.Version}}'"),
+            "{script}"
+        );
+        assert!(script.contains("exit 3"), "{script}");
+        let check = std::process::Command::new("sh")
+            .args(["-n", "-c", script.as_str()])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+
+    #[test]
+    fn probe_sees_a_listening_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = std::process::Command::new("sh")
+            .args(["-c", probe_script(port, 4, "").as_str()])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0));
     }
 }

@@ -90,8 +90,9 @@ pub struct SshTarget {
     pub addr: SocketAddr,
     pub user: String,
     pub key_path: PathBuf,
-    /// OpenSSH format (`ssh-ed25519 AAAA…`).
-    pub host_key: String,
+    /// The host keys accepted, OpenSSH format (`ssh-ed25519 AAAA…`): the pinned one first,
+    /// then a pending one (a rotation under way). Never empty.
+    pub host_keys: Vec<String>,
 }
 
 /// What a command did.
@@ -119,8 +120,10 @@ pub fn connections_opened() -> usize {
 }
 
 struct Pinned {
-    expected: PublicKey,
+    expected: Vec<PublicKey>,
     seen: Arc<Mutex<Option<String>>>,
+    /// Which of `expected` the server showed.
+    matched: Arc<Mutex<Option<usize>>>,
 }
 
 impl client::Handler for Pinned {
@@ -134,9 +137,13 @@ impl client::Handler for Pinned {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
             PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
         };
-        let ok = key.key_data() == self.expected.key_data();
+        let matched = self
+            .expected
+            .iter()
+            .position(|k| k.key_data() == key.key_data());
         *self.seen.lock().expect("lock") = Some(key.fingerprint(HashAlg::Sha256).to_string());
-        Ok(ok)
+        *self.matched.lock().expect("lock") = matched;
+        Ok(matched.is_some())
     }
 }
 
@@ -199,6 +206,8 @@ pub async fn first_seen_host_key(addr: SocketAddr, timeout: Duration) -> Result<
 pub struct Session {
     handle: Handle<Pinned>,
     target: SshTarget,
+    /// The accepted host key the server showed (one of `target.host_keys`).
+    host_key: String,
 }
 
 impl std::fmt::Debug for Session {
@@ -213,8 +222,16 @@ impl Session {
     /// Connects and authenticates, retrying while sshd comes up (connection refused, reset,
     /// banner timeouts) until `timeout`. A host key mismatch is final at once.
     pub async fn connect(target: &SshTarget, timeout: Duration) -> Result<Session, SshError> {
-        let expected = PublicKey::from_openssh(target.host_key.trim())
-            .map_err(|_| SshError::BadPinnedKey(target.host_key.clone()))?;
+        let expected = target
+            .host_keys
+            .iter()
+            .map(|k| {
+                PublicKey::from_openssh(k.trim()).map_err(|_| SshError::BadPinnedKey(k.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if expected.is_empty() {
+            return Err(SshError::BadPinnedKey(String::new()));
+        }
         let key_text = std::fs::read_to_string(&target.key_path).map_err(|e| SshError::Key {
             path: target.key_path.clone(),
             message: e.to_string(),
@@ -234,9 +251,11 @@ impl Session {
         let mut last: String;
         loop {
             let seen = Arc::new(Mutex::new(None));
+            let matched = Arc::new(Mutex::new(None));
             let handler = Pinned {
                 expected: expected.clone(),
                 seen: seen.clone(),
+                matched: matched.clone(),
             };
             let attempt = tokio::time::timeout(
                 Duration::from_secs(15),
@@ -269,9 +288,11 @@ impl Session {
                     }
                     CONNECTIONS.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!("ssh: connected to {}@{}", target.user, target.addr);
+                    let which = matched.lock().expect("lock").unwrap_or(0);
                     return Ok(Session {
                         handle,
                         target: target.clone(),
+                        host_key: target.host_keys[which].trim().to_string(),
                     });
                 }
                 Ok(Err(russh::Error::UnknownKey)) => {
@@ -282,7 +303,11 @@ impl Session {
                         .unwrap_or_else(|| "?".into());
                     return Err(SshError::HostKeyMismatch {
                         addr: target.addr,
-                        expected: expected.fingerprint(HashAlg::Sha256).to_string(),
+                        expected: expected
+                            .iter()
+                            .map(|k| k.fingerprint(HashAlg::Sha256).to_string())
+                            .collect::<Vec<_>>()
+                            .join(" or "),
                         got,
                     });
                 }
@@ -303,6 +328,11 @@ impl Session {
 
     pub fn target(&self) -> &SshTarget {
         &self.target
+    }
+
+    /// The host key the server proved it holds (OpenSSH format).
+    pub fn host_key(&self) -> &str {
+        &self.host_key
     }
 
     /// Runs `command`, feeding `stdin` if given; returns status and both streams.
@@ -333,7 +363,7 @@ impl Session {
                 ChannelMsg::ExitSignal { signal_name, .. } => {
                     out.stderr
                         .extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
-                    status = Some(128);
+                    status = Some(signal_exit_status(&signal_name));
                 }
                 _ => {}
             }
@@ -479,7 +509,9 @@ impl Session {
                     let _ = stderr.flush().await;
                 }
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                ChannelMsg::ExitSignal { .. } => status = Some(128),
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    status = Some(signal_exit_status(&signal_name));
+                }
                 _ => {}
             }
         }
@@ -510,6 +542,72 @@ impl Session {
     }
 }
 
+/// The exit status a shell gives a command killed by `signal`: 128 + the signal's number, so
+/// `docker euca ssh web1 -- cmd` reports what `ssh web1 cmd` run by bash would (143 for TERM,
+/// 137 for KILL). Numbers are Linux's (the hosts run Linux; BUS, USR1, USR2 and a few others
+/// differ on the BSDs). russh names only twelve signals and passes the rest as `Custom` with the
+/// RFC 4254 name ("USR2"; a "SIG" prefix some servers add is accepted too). A name this table
+/// does not know gives 128: "killed by a signal" without a number, which no real signal
+/// produces and which stays apart from 255, this module's "no exit status at all".
+fn signal_exit_status(signal: &russh::Sig) -> u32 {
+    use russh::Sig;
+    let number = match signal {
+        Sig::HUP => 1,
+        Sig::INT => 2,
+        Sig::QUIT => 3,
+        Sig::ILL => 4,
+        Sig::ABRT => 6,
+        Sig::FPE => 8,
+        Sig::KILL => 9,
+        Sig::USR1 => 10,
+        Sig::SEGV => 11,
+        Sig::PIPE => 13,
+        Sig::ALRM => 14,
+        Sig::TERM => 15,
+        Sig::Custom(name) => signal_number(name).unwrap_or(0),
+    };
+    128 + number
+}
+
+/// Linux's number for a signal named as RFC 4254 names them.
+fn signal_number(name: &str) -> Option<u32> {
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "TRAP" => 5,
+        "ABRT" | "IOT" => 6,
+        "BUS" => 7,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "STKFLT" => 16,
+        "CHLD" => 17,
+        "CONT" => 18,
+        "STOP" => 19,
+        "TSTP" => 20,
+        "TTIN" => 21,
+        "TTOU" => 22,
+        "URG" => 23,
+        "XCPU" => 24,
+        "XFSZ" => 25,
+        "VTALRM" => 26,
+        "PROF" => 27,
+        "WINCH" => 28,
+        "IO" | "POLL" => 29,
+        "PWR" => 30,
+        "SYS" => 31,
+        _ => return None,
+    })
+}
+
 /// Single-quotes `s` for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -531,5 +629,32 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn a_signal_death_is_128_plus_the_signal_number() {
+        use russh::Sig;
+        for (signal, status) in [
+            (Sig::HUP, 129),
+            (Sig::INT, 130),
+            (Sig::QUIT, 131),
+            (Sig::ILL, 132),
+            (Sig::ABRT, 134),
+            (Sig::FPE, 136),
+            (Sig::KILL, 137),
+            (Sig::USR1, 138),
+            (Sig::SEGV, 139),
+            (Sig::PIPE, 141),
+            (Sig::ALRM, 142),
+            (Sig::TERM, 143),
+            (Sig::Custom("USR2".into()), 140),
+            (Sig::Custom("SIGUSR2".into()), 140),
+            (Sig::Custom("BUS".into()), 135),
+            (Sig::Custom("SYS".into()), 159),
+            (Sig::Custom("NOSUCH".into()), 128),
+            (Sig::Custom(String::new()), 128),
+        ] {
+            assert_eq!(signal_exit_status(&signal), status, "{signal:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 mod record;
 
-pub use record::{MachineRecord, MachineState, SCHEMA_VERSION};
+pub use record::{CloudRecord, MachineRecord, MachineState, SCHEMA_VERSION};
 
 use std::{
     fs, io,
@@ -34,6 +34,8 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("machine {name:?} is busy: {holder} is working on it")]
+    Busy { name: String, holder: String },
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -52,6 +54,10 @@ impl StoreError {
                 "pick another name, or remove the old one with `docker euca rm {name}`"
             )),
             StoreError::NewerSchema { .. } => Some("upgrade docker-euca".into()),
+            StoreError::Busy { .. } => Some(
+                "wait for it to finish (one command at a time per machine), or stop that process"
+                    .into(),
+            ),
             StoreError::Corrupt { path, .. } => Some(format!(
                 "inspect or restore {} by hand; `docker euca rm -f NAME` forgets it",
                 path.display()
@@ -69,6 +75,9 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreE
         source,
     }
 }
+
+/// One entry of [`Store::list`]: a machine's name and its record, or why it cannot be read.
+pub type Listed = (MachineName, Result<MachineRecord, StoreError>);
 
 /// The machine store rooted at `$DOCKER_CONFIG/euca`.
 #[derive(Debug, Clone)]
@@ -100,12 +109,64 @@ impl Store {
         self.machine_dir(name).join("machine.json")
     }
 
-    /// Takes the machine's exclusive lock; it is released when the guard drops.
+    /// Takes the machine's record lock (held for one read-modify-write); it is released when
+    /// the guard drops.
     pub fn lock(&self, name: &MachineName) -> Result<LockFile, StoreError> {
         let dir = self.root.join("locks");
         fsutil::create_private_dir(&dir).map_err(io_err("create", &dir))?;
         let path = dir.join(format!("{name}.lock"));
         LockFile::exclusive(&path).map_err(io_err("lock", &path))
+    }
+
+    /// Takes the machine's operation lock for the whole of `command` (create, provision,
+    /// start, rm, …), or fails at once with [`StoreError::Busy`] naming the command and pid
+    /// that hold it. Never blocks; released when the guard drops (or the process dies).
+    pub fn lock_operation(
+        &self,
+        name: &MachineName,
+        command: &str,
+    ) -> Result<LockFile, StoreError> {
+        let dir = self.root.join("locks");
+        fsutil::create_private_dir(&dir).map_err(io_err("create", &dir))?;
+        let path = dir.join(format!("{name}.op"));
+        let holder = format!("`{command}` (pid {})", std::process::id());
+        match LockFile::try_exclusive(&path, &holder).map_err(io_err("lock", &path))? {
+            Ok(lock) => Ok(lock),
+            Err(holder) => Err(StoreError::Busy {
+                name: name.to_string(),
+                holder: if holder.is_empty() {
+                    "another docker-euca command".into()
+                } else {
+                    holder
+                },
+            }),
+        }
+    }
+
+    /// This store's id, made once (random) and kept in `store-id`: the `docker-euca:store`
+    /// tag on everything its creates make, so that two stores on one account (two laptops,
+    /// two `DOCKER_CONFIG`s) never take each other's resources for their own.
+    pub fn id(&self) -> Result<String, StoreError> {
+        let path = self.root.join("store-id");
+        match fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read", &path)(e)),
+        }
+        fsutil::create_private_dir(&self.root).map_err(io_err("create", &self.root))?;
+        let id = format!("{:016x}", rand::random::<u64>());
+        let _guard =
+            LockFile::exclusive(&self.root.join("store-id.lock")).map_err(io_err("lock", &path))?;
+        // Another process may have made it while we waited for the lock.
+        if let Ok(existing) = fs::read_to_string(&path)
+            && !existing.trim().is_empty()
+        {
+            return Ok(existing.trim().to_string());
+        }
+        fsutil::write_atomic(&path, format!("{id}\n").as_bytes(), PRIVATE_FILE)
+            .map_err(io_err("write", &path))?;
+        Ok(id)
     }
 
     /// Writes a new record; fails if the machine exists. Returns the machine's directory.
@@ -173,8 +234,9 @@ impl Store {
         names
     }
 
-    /// All records, sorted by name. Damaged records are reported, not skipped silently.
-    pub fn list(&self) -> Result<Vec<Result<MachineRecord, StoreError>>, StoreError> {
+    /// All records with their names, sorted by name. Damaged records are reported under their
+    /// name, not skipped silently.
+    pub fn list(&self) -> Result<Vec<Listed>, StoreError> {
         let dir = self.machines_dir();
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -193,7 +255,13 @@ impl Store {
             .filter(|n| self.record_path(n).exists())
             .collect();
         names.sort();
-        Ok(names.iter().map(|n| self.load(n)).collect())
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let record = self.load(&n);
+                (n, record)
+            })
+            .collect())
     }
 
     /// Deletes the machine's directory (record, keys, certificates).
@@ -264,6 +332,37 @@ mod tests {
     }
 
     #[test]
+    fn the_store_id_is_made_once_and_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let id = store.id().unwrap();
+        assert_eq!(id.len(), 16);
+        assert_eq!(store.id().unwrap(), id);
+        assert_eq!(Store::new(tmp.path()).id().unwrap(), id);
+        assert_eq!(fsutil::mode_of(&store.root().join("store-id")), Some(0o600));
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(Store::new(other.path()).id().unwrap(), id);
+    }
+
+    #[test]
+    fn a_second_operation_on_a_machine_is_told_who_holds_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let held = store.lock_operation(&name("web1"), "provision").unwrap();
+        let err = store.lock_operation(&name("web1"), "rm").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("busy") && msg.contains("`provision`"), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        // Other machines are not held up, nor are record updates of this one.
+        assert!(store.lock_operation(&name("web2"), "rm").is_ok());
+        drop(held);
+        assert!(store.lock_operation(&name("web1"), "rm").is_ok());
+    }
+
+    #[test]
     fn damaged_and_newer_records_are_named() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path());
@@ -274,6 +373,9 @@ mod tests {
             store.load(&name("web1")),
             Err(StoreError::Corrupt { .. })
         ));
+        let listed = store.list().unwrap();
+        assert_eq!(listed[0].0, name("web1"));
+        assert!(matches!(listed[0].1, Err(StoreError::Corrupt { .. })));
         fs::write(&path, br#"{"schema_version": 99}"#).unwrap();
         assert!(matches!(
             store.load(&name("web1")),

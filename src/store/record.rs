@@ -26,6 +26,10 @@ pub struct CloudRecord {
     pub region: Option<String>,
     /// Credential profile name; the keys themselves stay in the OS keyring.
     pub profile: Option<String>,
+    /// The access key id the machine was made with (not a secret): commands on the machine
+    /// refuse credentials of another identity, which would see its live instance as NotFound.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
     pub ca_bundle: Option<String>,
     pub image_id: Option<String>,
     pub instance_type: Option<String>,
@@ -37,11 +41,20 @@ pub struct CloudRecord {
     pub use_private_address: bool,
     pub security_group_id: Option<String>,
     pub security_group_name: Option<String>,
-    /// True when create made the group (then rm deletes it); false for `--security-group`.
+    /// True once the cloud confirmed that create made the group (then rm deletes it); false
+    /// for `--security-group` and while the creating call is unanswered.
     pub security_group_owned: bool,
+    /// The unique name of a group whose CreateSecurityGroup was sent but not yet answered:
+    /// the journalled intent that finds it again if the answer is lost.
+    #[serde(default)]
+    pub security_group_intent: Option<String>,
     pub key_pair_name: Option<String>,
-    /// True when create imported the key pair (then rm deletes it).
+    /// True once the cloud confirmed create's ImportKeyPair (then rm deletes it).
     pub key_pair_owned: bool,
+    /// The unique name of a key pair whose ImportKeyPair is unanswered (key pairs carry no
+    /// tags in Eucalyptus 4.4: the unique name is the proof).
+    #[serde(default)]
+    pub key_pair_intent: Option<String>,
     /// The RunInstances client token, journalled before the call: finds the instance even
     /// if the answer to the call never arrived.
     #[serde(default)]
@@ -61,6 +74,10 @@ pub struct SshRecord {
     /// instance's metadata service); provisioning replaces it with one that never left here.
     #[serde(default)]
     pub host_key_rotated: bool,
+    /// A host key being installed (recorded before sshd is touched): a connect accepts it
+    /// besides `host_key`, and the first connect that sees it makes it the pinned one.
+    #[serde(default)]
+    pub pending_host_key: Option<String>,
 }
 
 /// The docker engine side: the context written and the daemon's TLS endpoint.

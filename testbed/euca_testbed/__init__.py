@@ -2,9 +2,9 @@
 instances that boot as network-namespace VMs (vm.py), and an optional Secret Service keyring.
 
 Module map:
-  cli          command line (`testbed up|down|env|status|stats|credentials|config|fault|exec|image-tar`)
+  cli          command line (`testbed up|down|env|status|stats|credentials|config|fault|purge|exec|image-tar|selftest`)
   daemon       state root, state.json, detached processes and their pids
-  personality  the HTTP proxy in front of moto (auth, binding, faults, stats, rewriting, control API)
+  personality  the HTTP proxy in front of moto (auth, accounts, binding, faults, stats, rewriting, control API)
   sigv4        AWS Signature Version 4 verification
   binding      the EC2 query parameters Eucalyptus 4.4 binds, per action
   ec2xml       EC2 XML responses: errors, instance rewriting

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,15 @@ MOTO_ENV = {
 }
 DAEMON_MARK = "DOCKER_EUCA_TESTBED_DAEMON"  # =state root, in every daemon's environment: found again after a crash
 BLACKHOLES = ("54.214.0.0/16", "172.31.0.0/16")  # moto's invented ranges (DESIGN.md)
+IMAGE = {  # the one image, defined for moto in every account (MOTO_AMIS_PATH): public, of the first account
+    "name": "euca-testbed-debian",
+    "description": "docker-euca testbed image (instances boot as network-namespace VMs)",
+    "owner_id": "123456789012",
+    "public": True,
+    "architecture": "x86_64",
+    "virtualization_type": "hvm",
+    "root_device_name": "/dev/sda1",
+}
 VPC_CIDR = "10.215.0.0/16"
 SUBNET_CIDR = "10.215.1.0/24"
 
@@ -158,7 +168,16 @@ def _log_tail(name, lines=30):
         return ""
 
 
-def _setup_moto(port):
+def _write_amis():
+    """The image's definition for moto (MOTO_AMIS_PATH): every account's backend loads it, so the
+    one image id launches in any account. Returns (path, image id)."""
+    image_id = "ami-" + secrets.token_hex(9)[:17]
+    path = os.path.join(daemon.STATE_ROOT, "amis.json")
+    daemon.write_file_atomic(path, json.dumps([dict(IMAGE, ami_id=image_id)], indent=2) + "\n")
+    return path, image_id
+
+
+def _setup_moto(port, image_id):
     import boto3
 
     ec2 = boto3.client(
@@ -168,12 +187,8 @@ def _setup_moto(port):
         aws_access_key_id="testbed",
         aws_secret_access_key="testbed",
     )
-    image_id = ec2.register_image(
-        Name="euca-testbed-debian",
-        Description="docker-euca testbed image (instances boot as network-namespace VMs)",
-        Architecture="x86_64",
-        RootDeviceName="/dev/sda1",
-    )["ImageId"]
+    if not ec2.describe_images(ImageIds=[image_id])["Images"]:
+        raise Fail(f"moto did not load the image {image_id} (MOTO_AMIS_PATH)")
     zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
     vpc_id = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
     subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock=SUBNET_CIDR, AvailabilityZone=zone)["Subnet"]["SubnetId"]
@@ -201,7 +216,8 @@ def _start(args):
     if fake:
         add_blackholes()
 
-    env = dict(os.environ, **MOTO_ENV, **{DAEMON_MARK: daemon.STATE_ROOT})
+    amis_path, image_id = _write_amis()
+    env = dict(os.environ, **MOTO_ENV, MOTO_AMIS_PATH=amis_path, **{DAEMON_MARK: daemon.STATE_ROOT})
     moto_bin = os.path.join(os.path.dirname(sys.executable), "moto_server")
     for attempt in range(3):
         port = daemon.free_port()
@@ -222,7 +238,7 @@ def _start(args):
         "fake_vms": fake,
         "started_at": time.time(),
     }
-    state.update(_setup_moto(port))
+    state.update(_setup_moto(port, image_id))
     daemon.write_state(state)
 
     port_file = os.path.join(daemon.STATE_ROOT, "personality.port")
@@ -317,11 +333,13 @@ def cmd_status(args):
     print(f"testbed: up  EC2 {st['ec2_url']}  moto :{st['moto_port']}  users {st['users']}  "
           f"VMs {'fake' if st['fake_vms'] else 'real'}  keyring {'on' if st['keyring'] else 'off'}")
     g = st["config"]["global"]
-    print(f"boot-delay {g['boot_delay']:g}s  public-ip-delay {g['public_ip_delay']:g}s  faults {len(st['faults'])}")
+    print(f"boot-delay {g['boot_delay']:g}s  public-ip-delay {g['public_ip_delay']:g}s  stale-start {g.get('stale_start', 0):g}s  "
+          f"faults {len(st['faults'])}  accounts {len(st.get('accounts', []))}")
     if st["instances"]:
-        print(f"{'INSTANCE':<21} {'MODE':<4} {'PHASE':<10} {'PRIVATE':<15} {'PUBLIC':<15} {'SHOWN':<15} {'VM':<9} BOOT")
+        print(f"{'INSTANCE':<21} {'ACCOUNT':<12} {'MODE':<4} {'PHASE':<10} {'PRIVATE':<15} {'PUBLIC':<15} {'SHOWN':<15} {'VM':<9} BOOT")
         for i in st["instances"]:
-            print(f"{i['instance_id']:<21} {i['mode']:<4} {i['phase']:<10} {i['private_ip'] or '-':<15} "
+            phase = "purged" if i.get("purged") else i["phase"]
+            print(f"{i['instance_id']:<21} {i.get('account') or '-':<12} {i['mode']:<4} {phase:<10} {i['private_ip'] or '-':<15} "
                   f"{i['public_ip'] or '-':<15} {i['shown_public_ip'] or '-':<15} {i['vm_state'] or '-':<9} "
                   f"{i['boot_seconds'] if i['boot_seconds'] is not None else '-'}")
     return 0
@@ -340,20 +358,24 @@ def cmd_stats(args):
 
 
 def cmd_credentials(args):
-    out = control("credentials", {})
+    out = control("credentials", {"account": args.account} if args.account else {})
     print(f"AWS_ACCESS_KEY_ID={out['access_key']}")
     print(f"AWS_SECRET_ACCESS_KEY={out['secret_key']}")
+    print(f"EUCA_TESTBED_ACCOUNT={out['account']}")
     return 0
 
 
 def cmd_config(args):
-    data = {"access_key": args.access_key, "boot_delay": args.boot_delay, "public_ip_delay": args.public_ip_delay}
-    out = control("config", data) if (args.boot_delay is not None or args.public_ip_delay is not None) else control("config")
+    values = {"boot_delay": args.boot_delay, "public_ip_delay": args.public_ip_delay, "stale_start": args.stale_start}
+    if any(v is not None for v in values.values()):
+        out = control("config", dict(values, access_key=args.access_key))
+    else:
+        out = control("config")
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         g = out["global"]
-        print(f"global boot-delay {g['boot_delay']:g} public-ip-delay {g['public_ip_delay']:g}")
+        print(f"global boot-delay {g['boot_delay']:g} public-ip-delay {g['public_ip_delay']:g} stale-start {g['stale_start']:g}")
         for ak, v in out["access_keys"].items():
             print(f"{ak} " + " ".join(f"{k.replace('_', '-')} {x:g}" for k, x in v.items()))
     return 0
@@ -365,8 +387,10 @@ def cmd_fault(args):
     elif args.list or not args.action:
         out = control("fault")
     else:
-        if not (args.status or args.throttle or args.delay or args.swap_host_key):
-            raise Fail("fault needs one of --status CODE, --throttle, --delay MS, --swap-host-key")
+        if args.reset and not args.lose_answer:
+            raise Fail("--reset goes with --lose-answer")
+        if not (args.status or args.throttle or args.delay or args.swap_host_key or args.lose_answer):
+            raise Fail("fault needs one of --status CODE, --throttle, --delay MS, --swap-host-key, --lose-answer")
         out = control(
             "fault",
             {
@@ -375,15 +399,24 @@ def cmd_fault(args):
                 "throttle": args.throttle,
                 "delay_ms": args.delay,
                 "swap_host_key": args.swap_host_key,
+                "lose_answer": args.lose_answer,
+                "reset": args.reset,
                 "count": args.count,
                 "access_key": args.access_key,
             },
         )
     for r in [out["fault"]] if "fault" in out else out["faults"]:
         what = ", ".join(
-            f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "swap_host_key", "access_key") if r.get(k)
+            f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "swap_host_key", "lose_answer", "reset", "access_key")
+            if r.get(k)
         )
         print(f"{r['id']}: {r['action']} x{r['count']} {what}")
+    return 0
+
+
+def cmd_purge(args):
+    out = control("purge", {"instance_id": args.instance_id})
+    print(f"purged {out['instance_id']} (account {out['account']})")
     return 0
 
 
@@ -454,12 +487,16 @@ def parser():
 
     c = sub.add_parser("credentials", help="`credentials new`: a new user")
     c.add_argument("what", choices=["new"])
+    c.add_argument("--account", metavar="new|ACCOUNT_ID",
+                   help="`new`: the user of a new account; an account id: another user of that account (default: the first account)")
     c.set_defaults(fn=cmd_credentials)
 
     cf = sub.add_parser("config", help="change boot-delay / public-ip-delay at run time")
     cf.add_argument("--access-key", metavar="AK", help="only for requests signed with AK")
     cf.add_argument("--boot-delay", type=float, metavar="S")
     cf.add_argument("--public-ip-delay", type=float, metavar="S")
+    cf.add_argument("--stale-start", type=float, metavar="S",
+                    help="for S seconds after a StartInstances, Describe calls still show the instance stopped (default 0)")
     cf.add_argument("--json", action="store_true")
     cf.set_defaults(fn=cmd_config)
 
@@ -469,11 +506,17 @@ def parser():
     f.add_argument("--throttle", action="store_true", help="answer RequestLimitExceeded (HTTP 503)")
     f.add_argument("--delay", type=int, metavar="MS", help="hold the call MS milliseconds (then serve it, or fail with the above)")
     f.add_argument("--swap-host-key", action="store_true", help="RunInstances: the next N VMs get other host keys than user data says")
+    f.add_argument("--lose-answer", action="store_true", help="serve the call fully, then answer 503 ServiceUnavailable instead")
+    f.add_argument("--reset", action="store_true", help="with --lose-answer: reset the connection instead of any answer")
     f.add_argument("--count", type=int, default=1, metavar="N", help="how many calls (VMs) it applies to (default 1)")
     f.add_argument("--access-key", metavar="AK", help="only calls signed with AK")
     f.add_argument("--clear", action="store_true", help="remove faults (of ACTION / AK when given)")
     f.add_argument("--list", action="store_true", help="list pending faults")
     f.set_defaults(fn=cmd_fault)
+
+    pg = sub.add_parser("purge", help="terminate an instance and make it vanish from every answer (InvalidInstanceID.NotFound)")
+    pg.add_argument("instance_id")
+    pg.set_defaults(fn=cmd_purge)
 
     e = sub.add_parser("exec", help="run a command in an instance's VM: exec INSTANCE_ID -- CMD...")
     e.add_argument("-i", "--stdin", action="store_true", help="pass this command's standard input")

@@ -100,6 +100,32 @@ def set_state(doc, item, name, tag="instanceState"):
     doc.set_text(st, "name", name)
 
 
+def set_not_applicable(doc, item, tag):
+    """A status item's `instanceStatus`/`systemStatus` as EC2 shows it for an instance not running."""
+    st = doc.child(item, tag)
+    if st is None:
+        return
+    for c in list(st):
+        st.remove(c)
+    doc.set_text(st, "status", "not-applicable")
+
+
+def run_instances_answer(describe_body, reservation_id, rid):
+    """A RunInstancesResponse for one reservation of a DescribeInstances answer (a replayed launch)."""
+    src = Doc(describe_body)
+    root = ET.Element(src.q("RunInstancesResponse"))
+    ET.SubElement(root, src.q("requestId")).text = rid
+    for rset in src.iter("reservationSet"):
+        for res in rset.findall(src.q("item")):
+            if src.text(res, "reservationId") == reservation_id:
+                for c in res:
+                    root.append(c)
+                break
+    if src.ns:
+        return ET.tostring(root, encoding="unicode", default_namespace=src.ns).encode()
+    return ET.tostring(root, encoding="unicode").encode()
+
+
 _MOTO_PUBLIC = re.compile(rb"\b54\.214\.\d{1,3}\.\d{1,3}\b")
 _MOTO_PUBLIC_DNS = re.compile(rb"(?:ec2|ip)-54-214-\d{1,3}-\d{1,3}[A-Za-z0-9.\-]*")
 

@@ -4,6 +4,8 @@ moto keeps the EC2 records; the `Fleet` keeps what moto cannot: the EDGE address
 hands out (private 10.213.0.0/16, public 10.214.0.0/16), when a public address becomes visible, the
 boot state of each instance's VM, and the background work that drives vm.py. A reconcile loop puts
 the VMs back in line with moto's view (a VM for every running instance, none for the others).
+It also remembers each instance's account and client token, the window after a start in which
+Describe calls still show it stopped (`stale_start`), and which instances were purged.
 """
 
 import ipaddress
@@ -39,11 +41,15 @@ class AddressPool:
 
 
 class Config:
-    """boot-delay / public-ip-delay, global and per access key."""
+    """boot-delay / public-ip-delay / stale-start, global and per access key."""
 
-    def __init__(self, boot_delay=2.0, public_ip_delay=3.0):
+    def __init__(self, boot_delay=2.0, public_ip_delay=3.0, stale_start=0.0):
         self._mu = threading.Lock()
-        self.globals = {"boot_delay": float(boot_delay), "public_ip_delay": float(public_ip_delay)}
+        self.globals = {
+            "boot_delay": float(boot_delay),
+            "public_ip_delay": float(public_ip_delay),
+            "stale_start": float(stale_start),
+        }
         self.per_key = {}
 
     def set(self, access_key=None, **values):
@@ -67,7 +73,9 @@ class Config:
 @dataclass
 class Instance:
     id: str
-    owner: str
+    owner: str  # the launching access key
+    account: str  # the moto account it lives in
+    client_token: str | None  # RunInstances' ClientToken
     edge: bool
     private: str
     public: str | None
@@ -81,6 +89,7 @@ class Instance:
     generation: int = 0
     booted: bool = False  # vm.boot returned for the current generation
     public_visible_at: float | None = None
+    stale_until: float | None = None  # Describe calls show it stopped until then (stale_start)
     vm_error: str | None = None
     boot_seconds: float | None = None
     launched_at: float = field(default_factory=time.time)
@@ -105,6 +114,8 @@ class Presentation:
     public_ip: str | None
     moto_private: str | None
     moto_public: str | None
+    client_token: str | None = None
+    stale: bool = False  # shown stopped although started (stale_start)
 
     @property
     def private_dns(self):
@@ -119,11 +130,12 @@ class Fleet:
     def __init__(self, machines, config, describe_moto=None):
         self.machines = machines
         self.config = config
-        self.describe_moto = describe_moto  # () -> {instance_id: state name}, straight from moto
+        self.describe_moto = describe_moto  # () -> {instance_id: state name}, straight from moto (every account with instances)
         self.private_pool = AddressPool(EDGE_PRIVATE)
         self.public_pool = AddressPool(EDGE_PUBLIC)
         self._mu = threading.RLock()
         self._instances = {}
+        self._purged = set()
         self._stop = threading.Event()
 
     # ---- lookups ----
@@ -135,13 +147,25 @@ class Fleet:
         with self._mu:
             return list(self._instances.values())
 
+    def accounts(self):
+        """The accounts of the instances not terminated (those the reconcile loop asks moto about)."""
+        with self._mu:
+            return sorted({i.account for i in self._instances.values() if i.phase != "terminated"})
+
+    def is_purged(self, instance_id):
+        with self._mu:
+            return instance_id in self._purged
+
     # ---- lifecycle, called after moto accepted the action ----
-    def launched(self, *, instance_id, owner, edge, moto_private, moto_public, user_data, authorized_keys, swap_host_key):
+    def launched(self, *, instance_id, owner, account, client_token, edge, moto_private, moto_public, user_data,
+                 authorized_keys, swap_host_key):
         private = self.private_pool.take() if edge else moto_private
         public = self.public_pool.take() if edge else None
         inst = Instance(
             id=instance_id,
             owner=owner,
+            account=account,
+            client_token=client_token,
             edge=edge,
             private=private,
             public=public,
@@ -153,7 +177,7 @@ class Fleet:
         )
         with self._mu:
             self._instances[instance_id] = inst
-        log.info("launched %s edge=%s private=%s public=%s swap_host_key=%s", instance_id, edge, private, public, swap_host_key)
+        log.info("launched %s account=%s edge=%s private=%s public=%s swap_host_key=%s", instance_id, account, edge, private, public, swap_host_key)
         self._schedule_boot(inst, self.config.get(owner))
         return inst
 
@@ -161,12 +185,14 @@ class Fleet:
         inst = self.get(instance_id)
         if inst is None or inst.phase not in ("stopped", "stopping"):
             return
+        cfg = self.config.get(access_key)
         with self._mu:
             if inst.edge:
                 inst.public = self.public_pool.take()  # EDGE: a stopped instance gives its public address back
             inst.swap_host_key = False
-        log.info("start %s public=%s", instance_id, inst.public)
-        self._schedule_boot(inst, self.config.get(access_key))
+            inst.stale_until = time.time() + cfg["stale_start"] if cfg["stale_start"] > 0 else None
+        log.info("start %s public=%s stale for %gs", instance_id, inst.public, cfg["stale_start"])
+        self._schedule_boot(inst, cfg)
 
     def stopped(self, instance_id):
         inst = self.get(instance_id)
@@ -177,6 +203,7 @@ class Fleet:
             inst.phase = "stopping"
             inst.booted = False
             inst.public_visible_at = None
+            inst.stale_until = None
             gen = inst.generation
         self._spawn(self._do_stop, inst, gen)
 
@@ -195,13 +222,24 @@ class Fleet:
             inst.phase = "terminated"
             inst.booted = False
             inst.public_visible_at = None
+            inst.stale_until = None
         self._spawn(self._do_destroy, inst)
+
+    def purge(self, instance_id):
+        """After moto terminated it: the VM goes, and the instance from every answer."""
+        with self._mu:
+            self._purged.add(instance_id)
+        self.terminated(instance_id)
 
     # ---- presentation ----
     def present(self, instance_id, moto_state):
         inst = self.get(instance_id)
         if inst is None:
             return None
+        if inst.stale_until and time.time() < inst.stale_until and moto_state not in ("terminated", "shutting-down"):
+            # eventual consistency: just started, still seen as it was
+            return Presentation(inst.edge, "stopped", inst.private, None, inst.moto_private, inst.moto_public,
+                                inst.client_token, stale=True)
         state = None
         if inst.phase == "pending" and moto_state in ("running", "pending"):
             state = "pending"
@@ -218,7 +256,7 @@ class Fleet:
             elif shown == "running":
                 visible = inst.public_visible_at is not None and time.time() >= inst.public_visible_at
                 public = inst.public if visible else inst.private
-        return Presentation(inst.edge, state, private, public, inst.moto_private, inst.moto_public)
+        return Presentation(inst.edge, state, private, public, inst.moto_private, inst.moto_public, inst.client_token)
 
     # ---- background work ----
     def _spawn(self, fn, *args):
@@ -388,6 +426,9 @@ class Fleet:
                 {
                     "instance_id": inst.id,
                     "owner": inst.owner,
+                    "account": inst.account,
+                    "client_token": inst.client_token,
+                    "purged": self.is_purged(inst.id),
                     "mode": "edge" if inst.edge else "vpc",
                     "phase": inst.phase,
                     "private_ip": inst.private,

@@ -5,9 +5,15 @@ stats, injected faults, Eucalyptus's strict parameter binding, then moto (with t
 scope's region rewritten to moto's), then the response made Eucalyptus-like: EDGE addresses instead
 of moto's, public address hidden for a while, VMs driven by the instance lifecycle, the console
 taken from the VM. `/_testbed/...` is the JSON control API the CLI uses (token in X-Testbed-Token).
+
+Each user belongs to a moto account (`x-moto-account-id` on everything sent to moto): the first
+account is moto's default, `credentials new --account new` makes others. The personality also keeps
+what EC2 has and moto lacks: ClientToken idempotency of RunInstances, purged instances (unknown to
+every call from then on), and the lose-answer fault (served, then 503 or a reset).
 """
 
 import base64
+import contextlib
 import datetime
 import hmac
 import http.client
@@ -16,6 +22,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import string
 import struct
 import sys
@@ -34,6 +41,15 @@ log = logging.getLogger("testbed.personality")
 MOTO_REGION = "us-east-1"
 SERVICE_PATHS = ("/", "/services/compute", "/services/compute/")
 TOKEN_HEADER = "X-Testbed-Token"
+DEFAULT_ACCOUNT = "123456789012"  # moto's default account: the first user's (`up` prints its keys)
+ACCOUNT_HEADER = "x-moto-account-id"  # moto serves the request in this account
+API_VERSION = "2016-11-15"
+# moto checks no signature, but finds region and service in the credential scope
+MOTO_AUTH = (
+    f"AWS4-HMAC-SHA256 Credential=testbed/20240101/{MOTO_REGION}/ec2/aws4_request, "
+    "SignedHeaders=host, Signature=" + "0" * 64
+)
+RESET = object()  # an EC2 "answer" that is none: the connection is reset instead (fault --lose-answer --reset)
 
 
 def new_access_key():
@@ -47,24 +63,44 @@ def new_secret_key():
 
 
 class Users:
+    """Access key -> (secret, account id). Users of one account share its resources (one moto account)."""
+
     def __init__(self):
         self._mu = threading.Lock()
-        self._secrets = {}
+        self._users = {}
 
-    def add(self, access_key=None, secret_key=None):
+    def add(self, access_key=None, secret_key=None, account=DEFAULT_ACCOUNT):
         access_key = access_key or new_access_key()
         secret_key = secret_key or new_secret_key()
         with self._mu:
-            self._secrets[access_key] = secret_key
+            self._users[access_key] = (secret_key, account)
         return access_key, secret_key
 
     def secret(self, access_key):
         with self._mu:
-            return self._secrets.get(access_key)
+            u = self._users.get(access_key)
+            return u[0] if u else None
+
+    def account(self, access_key):
+        with self._mu:
+            u = self._users.get(access_key)
+            return u[1] if u else DEFAULT_ACCOUNT
+
+    def accounts(self):
+        with self._mu:
+            return sorted({a for _, a in self._users.values()} | {DEFAULT_ACCOUNT})
+
+    def new_account(self):
+        """A fresh 12-digit account id, none of the known ones."""
+        known = set(self.accounts())
+        while True:
+            account = str(secrets.randbelow(9 * 10**11) + 10**11)
+            if account not in known:
+                return account
 
     def count(self):
         with self._mu:
-            return len(self._secrets)
+            return len(self._users)
 
 
 class Stats:
@@ -149,21 +185,26 @@ class Faults:
 
 
 class Moto:
-    """Direct access to moto for the personality's own needs (never counted, never faulted)."""
+    """Direct access to moto for the personality's own needs (never counted, never faulted).
 
-    def __init__(self, port):
+    Every call names the moto account it acts in (`x-moto-account-id`); `accounts` gives the ones
+    the testbed's users belong to, for what concerns them all (the reconcile loop).
+    """
+
+    def __init__(self, port, accounts=None):
         self.port = port
-        self._client = None
+        self.accounts = accounts or (lambda: [DEFAULT_ACCOUNT])
+        self._clients = {}
+        self._default_vpcs = {}
         self._mu = threading.Lock()
 
-    @property
-    def client(self):
+    def client(self, account=DEFAULT_ACCOUNT):
         with self._mu:
-            if self._client is None:
+            if account not in self._clients:
                 import boto3  # heavy; only the personality process needs it
                 from botocore.config import Config as BotoConfig
 
-                self._client = boto3.client(
+                c = boto3.client(
                     "ec2",
                     endpoint_url=f"http://127.0.0.1:{self.port}",
                     region_name=MOTO_REGION,
@@ -171,19 +212,106 @@ class Moto:
                     aws_secret_access_key="testbed",
                     config=BotoConfig(retries={"max_attempts": 2}),
                 )
-            return self._client
 
-    def public_key(self, key_name):
-        kp = self.client.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
+                def in_account(request, **kwargs):
+                    request.headers[ACCOUNT_HEADER] = account
+
+                c.meta.events.register("before-sign.ec2.*", in_account)
+                self._clients[account] = c
+            return self._clients[account]
+
+    def query(self, account, params):
+        """One EC2 query-API call to moto in `account`: (HTTP status, XML body)."""
+        from urllib.parse import urlencode
+
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "Authorization": MOTO_AUTH,
+            ACCOUNT_HEADER: account,
+        }
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            conn.request("POST", "/", body=urlencode(dict(params, Version=API_VERSION)), headers=headers)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def public_key(self, key_name, account=DEFAULT_ACCOUNT):
+        kp = self.client(account).describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
         return kp[0].get("PublicKey") if kp else None
 
-    def instance_states(self):
-        out = {}
-        for page in self.client.get_paginator("describe_instances").paginate():
+    def _instances(self, account):
+        for page in self.client(account).get_paginator("describe_instances").paginate():
             for res in page["Reservations"]:
-                for i in res["Instances"]:
-                    out[i["InstanceId"]] = i["State"]["Name"]
+                yield from res["Instances"]
+
+    def instance_states(self, accounts=None):
+        """{instance id: moto's state name}, over the given accounts (default: every account)."""
+        out = {}
+        for account in self.accounts() if accounts is None else accounts:
+            for i in self._instances(account):
+                out[i["InstanceId"]] = i["State"]["Name"]
         return out
+
+    def instance_ids(self, account):
+        return {i["InstanceId"] for i in self._instances(account)}
+
+    def find_instance(self, instance_id):
+        """The account an instance is in, None when no account has it."""
+        for account in self.accounts():
+            if instance_id in self.instance_ids(account):
+                return account
+        return None
+
+    def terminate(self, instance_id, account):
+        self.client(account).terminate_instances(InstanceIds=[instance_id])
+
+    def default_vpc_id(self, account):
+        """moto's default VPC of the account (made with the account), which the testbed hides."""
+        with self._mu:
+            if account in self._default_vpcs:
+                return self._default_vpcs[account]
+        vpcs = self.client(account).describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+        vpc_id = vpcs[0]["VpcId"] if vpcs else None
+        with self._mu:
+            self._default_vpcs[account] = vpc_id
+        return vpc_id
+
+    def known_default_vpc(self, account, vpc_id):
+        with self._mu:
+            self._default_vpcs[account] = vpc_id
+
+
+class ClientTokens:
+    """RunInstances client tokens, per account: the reservation each launched (EC2's idempotency).
+
+    Calls with one token are serialised, so a re-sent RunInstances that overtakes the first one
+    still finds what that launched.
+    """
+
+    def __init__(self):
+        self._mu = threading.Lock()
+        self._launched = {}
+        self._locks = {}
+
+    @contextlib.contextmanager
+    def serialised(self, account, token):
+        if not token:
+            yield
+            return
+        with self._mu:
+            lock = self._locks.setdefault((account, token), threading.Lock())
+        with lock:
+            yield
+
+    def get(self, account, token):
+        with self._mu:
+            return self._launched.get((account, token))
+
+    def put(self, account, token, reservation_id, instance_ids):
+        with self._mu:
+            self._launched[(account, token)] = {"reservation_id": reservation_id, "instance_ids": list(instance_ids)}
 
 
 def _rsa_bits(key_text):
@@ -206,20 +334,32 @@ def _rsa_bits(key_text):
         return None
 
 
+def instance_not_found(instance_ids, rid=None):
+    """EC2's answer to a call naming instances that do not exist (moto's and EC2's wording)."""
+    if len(instance_ids) > 1:
+        msg = f"The instance IDs '{', '.join(instance_ids)}' do not exist"
+    else:
+        msg = f"The instance ID '{instance_ids[0]}' does not exist"
+    return ec2xml.error("InvalidInstanceID.NotFound", msg, rid)
+
+
 class Personality:
     def __init__(self, state):
         self.state = state
         self.token = state["token"]
-        self.moto = Moto(state["moto"]["port"])
         self.users = Users()
         self.users.add(state["user"]["access_key"], state["user"]["secret_key"])
+        self.moto = Moto(state["moto"]["port"], accounts=self.users.accounts)
         self.stats = Stats()
         self.faults = Faults()
+        self.tokens = ClientTokens()
         self.config = Config(state.get("boot_delay", 2.0), state.get("public_ip_delay", 3.0))
         self.machines = Machines()
-        self.fleet = Fleet(self.machines, self.config, describe_moto=self.moto.instance_states)
+        # the reconcile loop asks moto about every account that has instances
+        self.fleet = Fleet(self.machines, self.config, describe_moto=lambda: self.moto.instance_states(self.fleet.accounts()))
         self.subnet_id = state["subnet_id"]
-        self.default_vpc_id = state.get("default_vpc_id")
+        if state.get("default_vpc_id"):
+            self.moto.known_default_vpc(DEFAULT_ACCOUNT, state["default_vpc_id"])
         self.port = None
 
     # ---------------- EC2 ----------------
@@ -250,14 +390,32 @@ class Personality:
         if fault:
             if fault.get("delay_ms"):
                 time.sleep(fault["delay_ms"] / 1000.0)
-            if fault.get("throttle"):
-                return 503, ec2xml.error("RequestLimitExceeded", "Request limit exceeded.", rid)
-            if fault.get("status"):
-                st = int(fault["status"])
-                code = {503: "ServiceUnavailable", 500: "InternalError"}.get(st, "InternalError")
-                msg = {503: "Service Unavailable", 500: "An internal error has occurred"}.get(st, "Injected fault")
-                return st, ec2xml.error(code, msg, rid)
+            failed = self._fault_answer(fault, rid)
+            if failed:
+                return failed
+        status, out = self._serve(req, ak, action, params, method, query, body, rid)
+        if fault and fault.get("lose_answer"):
+            # the call took effect; only its answer is lost on the way back
+            log.info("fault: losing the answer (HTTP %d) of %s by %s%s", status, action, ak, " by a reset" if fault.get("reset") else "")
+            if fault.get("reset"):
+                return 503, RESET
+            return 503, ec2xml.error("ServiceUnavailable", "Service Unavailable", rid)
+        return status, out
 
+    @staticmethod
+    def _fault_answer(fault, rid):
+        """The error a --throttle / --status fault answers instead of serving the call, or None."""
+        if fault.get("throttle"):
+            return 503, ec2xml.error("RequestLimitExceeded", "Request limit exceeded.", rid)
+        if fault.get("status"):
+            st = int(fault["status"])
+            code = {503: "ServiceUnavailable", 500: "InternalError"}.get(st, "InternalError")
+            msg = {503: "Service Unavailable", 500: "An internal error has occurred"}.get(st, "Injected fault")
+            return st, ec2xml.error(code, msg, rid)
+        return None
+
+    def _serve(self, req, ak, action, params, method, query, body, rid):
+        """Binding, then the action: answered by the personality, or by moto and rewritten."""
         if not action:
             return 400, ec2xml.error("MissingAction", "The request must contain the parameter Action", rid)
         if not binding.known_action(action):
@@ -265,14 +423,25 @@ class Personality:
         leftovers = binding.unbound(action, params)
         if leftovers:
             return 400, ec2xml.error("InvalidParameterValue", binding.failure_message(params, leftovers), rid)
+        account = self.users.account(ak)
+        unknown = self._unknown_instances(account, params)
+        if unknown:
+            return 400, instance_not_found(unknown, rid)
 
+        token = params.get("ClientToken") if action == "RunInstances" else None
+        with self.tokens.serialised(account, token):
+            status, resp = self._answer(req, ak, account, action, params, method, query, body, rid)
+        resp = resp.replace(f":{MOTO_REGION}:".encode(), b":eucalyptus:")
+        return status, ec2xml.sanitize(resp)
+
+    def _answer(self, req, ak, account, action, params, method, query, body, rid):
         special = getattr(self, "_pre_" + action, None)
         if special:
             early = special(ak, params, rid)
             if early is not None:
                 return early
 
-        status, resp = self._forward(req, method, query, body)
+        status, resp = self._forward(req, method, query, body, account)
         post = getattr(self, "_post_" + action, None)
         if status == 200 and post:
             try:
@@ -280,12 +449,9 @@ class Personality:
             except Exception:
                 log.exception("rewriting %s failed", action)
                 return 500, ec2xml.error("InternalError", "testbed personality failed to process the response", rid)
-        elif status == 200 and action in ("DescribeInstances", "DescribeInstanceStatus"):
-            resp = self._rewrite_instances(resp)
-        resp = resp.replace(f":{MOTO_REGION}:".encode(), b":eucalyptus:")
-        return status, ec2xml.sanitize(resp)
+        return status, resp
 
-    def _forward(self, req, method, query, body):
+    def _forward(self, req, method, query, body, account):
         headers = {}
         for name in ("Content-Type", "X-Amz-Date", "User-Agent", "X-Amz-Content-Sha256"):
             v = req.headers.get(name)
@@ -293,6 +459,7 @@ class Personality:
                 headers[name] = v
         headers["Authorization"] = sigv4.rescope(req.headers.get("Authorization", ""), MOTO_REGION)
         headers["Host"] = f"127.0.0.1:{self.moto.port}"
+        headers[ACCOUNT_HEADER] = account
         conn = http.client.HTTPConnection("127.0.0.1", self.moto.port, timeout=120)
         try:
             conn.request(method, "/" + ("?" + query if query else ""), body=body if body else None, headers=headers)
@@ -303,6 +470,40 @@ class Personality:
             return 503, ec2xml.error("ServiceUnavailable", "Service Unavailable")
         finally:
             conn.close()
+
+    # ---- purged instances: gone from every answer, unknown to every call that names them ----
+    @staticmethod
+    def _named_instances(params):
+        """Instance ids a call names (InstanceId, InstanceId.N; ResourceId.N of the tag calls)."""
+        return [
+            v for k, v in params.items()
+            if k == "InstanceId" or k.startswith("InstanceId.") or (k.startswith("ResourceId.") and v.startswith("i-"))
+        ]
+
+    def _unknown_instances(self, account, params):
+        """When a call names a purged instance: every id it names that the account does not have."""
+        named = self._named_instances(params)
+        if not any(self.fleet.is_purged(i) for i in named):
+            return []
+        try:
+            existing = self.moto.instance_ids(account)
+        except Exception as e:
+            log.warning("instance ids of %s: %s", account, e)
+            existing = set(named)
+        return list(dict.fromkeys(i for i in named if self.fleet.is_purged(i) or i not in existing))
+
+    def _drop_purged(self, doc):
+        """Remove purged instances (and reservations left empty) from a parsed answer."""
+        for parent in list(doc.root.iter()):
+            for item in list(parent.findall(doc.q("item"))):
+                iid = doc.text(item, "instanceId") or doc.text(item, "resourceId")
+                if iid and self.fleet.is_purged(iid):
+                    parent.remove(item)
+        for rset in list(doc.iter("reservationSet")):
+            for res in list(rset.findall(doc.q("item"))):
+                instances = doc.child(res, "instancesSet")
+                if instances is not None and not len(instances):
+                    rset.remove(res)
 
     # ---- per-action hooks: _pre_X may answer early; _post_X rewrites moto's 200 answer ----
     def _pre_DescribeRegions(self, ak, params, rid):
@@ -319,10 +520,30 @@ class Personality:
         return 200, body.encode()
 
     def _pre_RunInstances(self, ak, params, rid):
+        account = self.users.account(ak)
         subnet = params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId")
-        if subnet and subnet != self.subnet_id:
+        if subnet and (subnet != self.subnet_id or account != DEFAULT_ACCOUNT):
+            # the testbed's VPC and subnet are the first account's; other accounts have none
             return 400, ec2xml.error("InvalidSubnetID.NotFound", f"The subnet ID '{subnet}' does not exist", rid)
+        token = params.get("ClientToken")
+        launched = self.tokens.get(account, token) if token else None
+        if launched:
+            return self._relaunch_answer(account, token, launched, rid)
         return None
+
+    def _relaunch_answer(self, account, token, launched, rid):
+        """A RunInstances whose client token was used: the first call's reservation, as it is now."""
+        ids = launched["instance_ids"]
+        log.info("RunInstances client token %s of %s used before: answering reservation %s", token, account, launched["reservation_id"])
+        status, body = self.moto.query(
+            account, {"Action": "DescribeInstances", **{f"InstanceId.{n}": i for n, i in enumerate(ids, 1)}}
+        )
+        if status != 200:
+            return status, body
+        doc = ec2xml.Doc(ec2xml.run_instances_answer(body, launched["reservation_id"], rid))
+        self._drop_purged(doc)
+        self._rewrite_doc_instances(doc)
+        return 200, doc.serialize()
 
     def _pre_ImportKeyPair(self, ak, params, rid):
         material = params.get("PublicKeyMaterial", "")
@@ -340,6 +561,7 @@ class Personality:
         return None
 
     def _post_RunInstances(self, ak, params, resp):
+        account = self.users.account(ak)
         doc = ec2xml.Doc(resp)
         edge = not (params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId"))
         raw = params.get("UserData", "")
@@ -350,17 +572,22 @@ class Personality:
         keys = []
         if params.get("KeyName"):
             try:
-                pk = self.moto.public_key(params["KeyName"])
+                pk = self.moto.public_key(params["KeyName"], account)
                 if pk:
                     keys.append(pk.strip())
             except Exception as e:
-                log.warning("public key of %s: %s", params["KeyName"], e)
+                log.warning("public key of %s in %s: %s", params["KeyName"], account, e)
+        token = params.get("ClientToken") or None
+        ids = []
         for item in doc.instance_items():
             iid = doc.text(item, "instanceId")
+            ids.append(iid)
             swap = self.faults.take("RunInstances", ak, "swap") is not None
             self.fleet.launched(
                 instance_id=iid,
                 owner=ak,
+                account=account,
+                client_token=token,
                 edge=edge,
                 moto_private=doc.text(item, "privateIpAddress"),
                 moto_public=doc.text(item, "ipAddress"),
@@ -368,6 +595,8 @@ class Personality:
                 authorized_keys=keys,
                 swap_host_key=swap,
             )
+        if token:
+            self.tokens.put(account, token, doc.text(doc.root, "reservationId"), ids)
         self._rewrite_doc_instances(doc)
         return doc.serialize()
 
@@ -410,6 +639,12 @@ class Personality:
                 doc.set_text(item, "regionName", "eucalyptus")
         return doc.serialize()
 
+    def _post_DescribeImages(self, ak, params, resp):
+        doc = ec2xml.Doc(resp)
+        for item in doc.iter("item"):
+            doc.set_text(item, "imageOwnerAlias", None)  # moto's "amazon" for images it loads itself
+        return doc.serialize()
+
     def _drop_items(self, resp, predicate):
         doc = ec2xml.Doc(resp)
         for parent in list(doc.root.iter()):
@@ -424,23 +659,33 @@ class Personality:
         return self._drop_items(resp, lambda d, it: d.text(it, "vpcId") is not None and d.text(it, "isDefault") == "true")
 
     def _post_DescribeSubnets(self, ak, params, resp):
+        default_vpc = self.moto.default_vpc_id(self.users.account(ak))
         return self._drop_items(
             resp,
             lambda d, it: d.text(it, "subnetId") is not None
-            and (d.text(it, "defaultForAz") == "true" or d.text(it, "vpcId") == self.default_vpc_id),
+            and (d.text(it, "defaultForAz") == "true" or d.text(it, "vpcId") == default_vpc),
         )
 
     def _post_DescribeSecurityGroups(self, ak, params, resp):
+        default_vpc = self.moto.default_vpc_id(self.users.account(ak))
         doc = ec2xml.Doc(resp)
         for item in doc.iter("item"):
-            if doc.text(item, "groupId") and doc.text(item, "vpcId") == self.default_vpc_id:
+            if doc.text(item, "groupId") and doc.text(item, "vpcId") == default_vpc:
                 doc.set_text(item, "vpcId", None)  # EDGE groups belong to no VPC
         return doc.serialize()
 
-    def _rewrite_instances(self, resp):
+    def _post_DescribeTags(self, ak, params, resp):
         doc = ec2xml.Doc(resp)
+        self._drop_purged(doc)
+        return doc.serialize()
+
+    def _post_DescribeInstances(self, ak, params, resp):
+        doc = ec2xml.Doc(resp)
+        self._drop_purged(doc)
         self._rewrite_doc_instances(doc)
         return doc.serialize()
+
+    _post_DescribeInstanceStatus = _post_DescribeInstances
 
     def _rewrite_doc_instances(self, doc):
         for item in doc.instance_items():
@@ -459,7 +704,12 @@ class Personality:
             if p.state:
                 ec2xml.set_state(doc, item, p.state)
             if doc.child(item, "imageId") is None:
-                continue  # a status item (DescribeInstanceStatus): no addresses in it
+                # a status item (DescribeInstanceStatus): no addresses in it
+                if p.stale:
+                    for name in ("instanceStatus", "systemStatus"):
+                        ec2xml.set_not_applicable(doc, item, name)
+                continue
+            doc.set_text(item, "clientToken", p.client_token or "")  # moto's own default is "ABCDE"
             doc.set_text(item, "privateIpAddress", p.private_ip)
             doc.set_text(item, "privateDnsName", p.private_dns if p.private_ip else "")
             doc.set_text(item, "ipAddress", p.public_ip)
@@ -502,6 +752,7 @@ class Personality:
                 "port": self.port,
                 "fake_vms": self.machines.fake,
                 "users": self.users.count(),
+                "accounts": self.users.accounts(),
                 "config": self.config.snapshot(),
                 "faults": self.faults.list(),
                 "instances": self.fleet.status(),
@@ -513,32 +764,21 @@ class Personality:
                 self.stats.reset(ak)
             return 200, out
         if route == "credentials":
-            ak, sk = self.users.add()
-            log.info("new user %s", ak)
-            return 200, {"access_key": ak, "secret_key": sk}
+            return self._control_credentials(data)
         if route == "config":
             if method == "POST":
-                self.config.set(
-                    data.get("access_key"),
-                    boot_delay=data.get("boot_delay"),
-                    public_ip_delay=data.get("public_ip_delay"),
-                )
+                values = {k: data.get(k) for k in ("boot_delay", "public_ip_delay", "stale_start")}
+                bad = [k for k, v in values.items() if v is not None and not (isinstance(v, (int, float)) and v >= 0)]
+                if bad:
+                    return 400, {"error": f"{', '.join(bad)}: seconds >= 0 expected"}
+                self.config.set(data.get("access_key"), **values)
             return 200, self.config.snapshot()
         if route == "fault":
             if method == "POST":
-                if data.get("clear"):
-                    self.faults.clear(data.get("action"), data.get("access_key"))
-                    return 200, {"faults": self.faults.list()}
-                if not data.get("action"):
-                    return 400, {"error": "fault needs an action"}
-                if not binding.known_action(data["action"]):
-                    return 400, {"error": f"unknown action {data['action']!r} (known: {', '.join(sorted(binding.ACTIONS))})"}
-                if data.get("swap_host_key") and data["action"] != "RunInstances":
-                    return 400, {"error": "--swap-host-key applies to RunInstances only"}
-                rule = self.faults.add({k: v for k, v in data.items() if v not in (None, False)})
-                log.info("fault added %s", rule)
-                return 200, {"fault": rule, "faults": self.faults.list()}
+                return self._control_fault(data)
             return 200, {"faults": self.faults.list()}
+        if route == "purge":
+            return self._control_purge(data)
         if route == "exec":
             iid = data.get("instance_id")
             if not iid or not isinstance(data.get("argv"), list) or not data["argv"]:
@@ -558,6 +798,59 @@ class Personality:
             threading.Thread(target=self._exit_soon, daemon=True).start()
             return 200, {"ok": True}
         return 404, {"error": f"no control route {route!r}"}
+
+    def _control_credentials(self, data):
+        """A new user: of the first account (default), of a new account, or of a known one."""
+        want = data.get("account")
+        if want in (None, ""):
+            account = DEFAULT_ACCOUNT
+        elif want == "new":
+            account = self.users.new_account()
+        elif str(want) in self.users.accounts():
+            account = str(want)
+        elif re.fullmatch(r"\d{12}", str(want)):
+            return 404, {"error": f"no account {want} (known: {', '.join(self.users.accounts())})"}
+        else:
+            return 400, {"error": f"account must be 'new' or a 12-digit account id, not {want!r}"}
+        ak, sk = self.users.add(account=account)
+        log.info("new user %s in account %s", ak, account)
+        return 200, {"access_key": ak, "secret_key": sk, "account": account}
+
+    def _control_fault(self, data):
+        if data.get("clear"):
+            self.faults.clear(data.get("action"), data.get("access_key"))
+            return 200, {"faults": self.faults.list()}
+        if not data.get("action"):
+            return 400, {"error": "fault needs an action"}
+        if not binding.known_action(data["action"]):
+            return 400, {"error": f"unknown action {data['action']!r} (known: {', '.join(sorted(binding.ACTIONS))})"}
+        if data.get("swap_host_key") and data["action"] != "RunInstances":
+            return 400, {"error": "--swap-host-key applies to RunInstances only"}
+        if data.get("reset") and not data.get("lose_answer"):
+            return 400, {"error": "--reset goes with --lose-answer"}
+        if data.get("lose_answer") and any(data.get(k) for k in ("status", "throttle", "swap_host_key")):
+            return 400, {"error": "--lose-answer serves the call: it does not combine with --status, --throttle or --swap-host-key"}
+        rule = self.faults.add({k: v for k, v in data.items() if v not in (None, False)})
+        log.info("fault added %s", rule)
+        return 200, {"fault": rule, "faults": self.faults.list()}
+
+    def _control_purge(self, data):
+        """Terminate an instance in moto and make it vanish: from now on no call finds it."""
+        iid = data.get("instance_id")
+        if not iid:
+            return 400, {"error": "purge needs instance_id"}
+        inst = self.fleet.get(iid)
+        account = inst.account if inst else self.moto.find_instance(iid)
+        if account is None:
+            return 404, {"error": f"no instance {iid}"}
+        if not self.fleet.is_purged(iid):
+            try:
+                self.moto.terminate(iid, account)
+            except Exception as e:
+                return 500, {"error": f"terminating {iid} in moto: {type(e).__name__}: {e}"}
+            self.fleet.purge(iid)
+            log.info("purged %s of account %s", iid, account)
+        return 200, {"instance_id": iid, "account": account, "purged": True}
 
     def _exit_soon(self):
         time.sleep(0.2)
@@ -582,6 +875,13 @@ def make_handler(p):
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _reset(self):
+            """Drop the connection without a byte of answer: linger 0 makes the close a TCP reset."""
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()  # the socket goes when the handler's files close, before any FIN
+
         def _handle(self):
             t0 = time.time()
             self.tb_action = self.tb_access_key = "-"
@@ -601,14 +901,17 @@ def make_handler(p):
             except Exception:
                 log.exception("request failed")
                 status, out = 500, ec2xml.error("InternalError", "testbed personality error")
-            self._send(status, out, "text/xml;charset=UTF-8")
+            if out is RESET:
+                self._reset()
+            else:
+                self._send(status, out, "text/xml;charset=UTF-8")
             log.info(
-                "%s %s %s by %s -> %d (%.0f ms)",
+                "%s %s %s by %s -> %s (%.0f ms)",
                 self.command,
                 path,
                 getattr(self, "tb_action", "-"),
                 getattr(self, "tb_access_key", "-"),
-                status,
+                "reset" if out is RESET else status,
                 (time.time() - t0) * 1000,
             )
 

@@ -39,7 +39,8 @@ fn a_foreign_group_and_key_pair_survive_a_failed_create() {
     let name = unique("foreign");
     let theirs = format!("docker-euca-{name}");
     let their_ec2 = colleague.ec2();
-    let group_id = block_on(their_ec2.create_security_group(&theirs, "a colleague's", None)).unwrap();
+    let group_id =
+        block_on(their_ec2.create_security_group(&theirs, "a colleague's", None)).unwrap();
     let rsa = docker_euca::ssh::keys::KeyPair::generate_rsa(2048, "colleague").unwrap();
     block_on(their_ec2.import_key_pair(&theirs, &rsa.public_openssh())).unwrap();
     // Our create fails at launch, after making its key pair and group.
@@ -56,13 +57,25 @@ fn a_foreign_group_and_key_pair_survive_a_failed_create() {
         ],
     ));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    let groups = block_on(their_ec2.sdk().describe_security_groups().group_ids(&group_id).send());
+    let groups = block_on(
+        their_ec2
+            .sdk()
+            .describe_security_groups()
+            .group_ids(&group_id)
+            .send(),
+    );
     assert!(
         groups.is_ok_and(|g| g.security_groups().len() == 1),
         "the colleague's group was deleted: {}",
         text(&out)
     );
-    let pairs = block_on(their_ec2.sdk().describe_key_pairs().key_names(&theirs).send());
+    let pairs = block_on(
+        their_ec2
+            .sdk()
+            .describe_key_pairs()
+            .key_names(&theirs)
+            .send(),
+    );
     assert!(
         pairs.is_ok_and(|p| p.key_pairs().len() == 1),
         "the colleague's key pair was deleted: {}",
@@ -106,7 +119,11 @@ fn rm_with_another_identity_or_endpoint_refuses_and_keeps_the_machine() {
     assert!(record(&home, &name).cloud.instance_id.is_some());
 
     let other = env()["EC2_URL"].replace("127.0.0.1", "localhost");
-    let out = run(&mut euca(&home, &me, &["rm", "-y", "--endpoint", &other, &name]));
+    let out = run(&mut euca(
+        &home,
+        &me,
+        &["rm", "-y", "--endpoint", &other, &name],
+    ));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let line = first_line(&out);
     assert!(
@@ -139,14 +156,18 @@ fn ls_with_one_purged_instance_shows_the_others() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let row = |n: &str| rows.iter().find(|r| r["Name"] == n).cloned().unwrap();
     assert_eq!(row(&kept)["State"], "Running", "{rows:?}");
-    assert!(row(&kept)["Docker"].as_str().unwrap().starts_with('v'), "{rows:?}");
+    assert!(
+        row(&kept)["Docker"].as_str().unwrap().starts_with('v'),
+        "{rows:?}"
+    );
     assert_eq!(row(&purged)["State"], "NotFound", "{rows:?}");
     let out = run(&mut euca(&home, &me, &["rm", "-y", &kept]));
     assert!(out.status.success(), "{}", text(&out));
-    // A purged instance cannot be proved gone by the cloud's answer: rm refuses, -f forgets.
-    let out = run(&mut euca(&home, &me, &["rm", "-y", "-f", &purged]));
+    // Absent by id and by our tags, asked as the machine's own identity: proved gone.
+    let out = run(&mut euca(&home, &me, &["rm", "-y", &purged]));
     assert!(out.status.success(), "{}", text(&out));
     assert_nothing_left(&me, &kept);
+    assert_nothing_left(&me, &purged);
 }
 
 /// Killed between installing the new host key and pinning it: `ssh` must still get in.
@@ -162,7 +183,12 @@ fn an_interrupted_host_key_rotation_still_lets_ssh_in() {
     );
     cmd.env("DOCKER_EUCA_CRASH_AT", "host-key-reloaded");
     let out = run(&mut cmd);
-    assert_ne!(out.status.code(), Some(0), "the crash point must stop it: {}", text(&out));
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the crash point must stop it: {}",
+        text(&out)
+    );
     assert!(record(&home, &name).cloud.instance_id.is_some());
     let out = run(&mut euca(&home, &me, &["ssh", &name, "--", "echo", "in"]));
     assert!(
@@ -199,7 +225,10 @@ fn a_second_provision_is_told_the_machine_is_busy() {
     let lock = home.path().join(format!("euca/locks/{name}.op"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(&lock).map_or(true, |s| !s.contains("provision")) {
-        assert!(Instant::now() < deadline, "the first provision never took the lock");
+        assert!(
+            Instant::now() < deadline,
+            "the first provision never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let second = spawn().wait_with_output().unwrap();
@@ -236,7 +265,14 @@ fn a_default_create_authorises_only_this_machine() {
     let name = unique("cidr");
     let progress = create_ok(&home, &me, &name, &[]);
     let group = record(&home, &name).cloud.security_group_id.unwrap();
-    let out = block_on(me.ec2().sdk().describe_security_groups().group_ids(&group).send()).unwrap();
+    let out = block_on(
+        me.ec2()
+            .sdk()
+            .describe_security_groups()
+            .group_ids(&group)
+            .send(),
+    )
+    .unwrap();
     let cidrs: Vec<String> = out.security_groups()[0]
         .ip_permissions()
         .iter()
@@ -261,7 +297,9 @@ fn a_create_failing_at_launch_while_others_run_leaves_nothing() {
     let home = DockerHome::new();
     let me = User::new();
     let other = block_on(
-        me.ec2().sdk().run_instances()
+        me.ec2()
+            .sdk()
+            .run_instances()
             .image_id(&env()["EUCA_TESTBED_IMAGE"])
             .instance_type("m1.small".into())
             .min_count(1)
@@ -335,7 +373,10 @@ fn lost_answers_to_the_making_calls_are_recovered() {
         .filter(|i| i.state != "terminated" && i.tags.is_empty())
         .filter(|i| i.client_token.as_deref().is_some_and(|t| t.contains(&name)))
         .collect();
-    assert!(untagged.is_empty(), "a second, untagged instance: {untagged:?}");
+    assert!(
+        untagged.is_empty(),
+        "a second, untagged instance: {untagged:?}"
+    );
     assert_eq!(groups_named_for(&me, &name).len(), 1);
     let out = run(&mut euca(&home, &me, &["rm", "-y", &name]));
     assert!(out.status.success(), "{}", text(&out));

@@ -161,7 +161,10 @@ pub fn assert_nothing_left(user: &User, name: &str) {
         .collect();
     assert!(live.is_empty(), "instances left for {name}: {live:?}");
     let groups = groups_named_for(user, name);
-    assert!(groups.is_empty(), "security groups left for {name}: {groups:?}");
+    assert!(
+        groups.is_empty(),
+        "security groups left for {name}: {groups:?}"
+    );
 }
 
 /// Security groups whose name a create of machine `name` would use (`docker-euca-NAME` or
@@ -173,9 +176,10 @@ pub fn groups_named_for(user: &User, name: &str) -> Vec<String> {
         .iter()
         .filter(|g| {
             let n = g.group_name().unwrap_or_default();
-            let tagged = g.tags().iter().any(|t| {
-                t.key() == Some("docker-euca:machine") && t.value() == Some(name)
-            });
+            let tagged = g
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some("docker-euca:machine") && t.value() == Some(name));
             n == exact || n.strip_prefix(&exact).is_some_and(|r| r.starts_with('-')) || tagged
         })
         .map(|g| g.group_name().unwrap_or_default().to_string())
@@ -184,10 +188,19 @@ pub fn groups_named_for(user: &User, name: &str) -> Vec<String> {
 
 /// `docker euca create NAME --image <testbed image> EXTRA…` as `user`, insisting on success.
 pub fn create_ok(home: &super::DockerHome, user: &User, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["create", name, "--image", env()["EUCA_TESTBED_IMAGE"].as_str()];
+    let mut args = vec![
+        "create",
+        name,
+        "--image",
+        env()["EUCA_TESTBED_IMAGE"].as_str(),
+    ];
     args.extend_from_slice(extra);
     let out = super::run(&mut euca(home, user, &args));
-    assert!(out.status.success(), "create {name} failed: {}", super::text(&out));
+    assert!(
+        out.status.success(),
+        "create {name} failed: {}",
+        super::text(&out)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
