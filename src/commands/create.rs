@@ -50,9 +50,9 @@ pub struct CreateArgs {
     /// SSH port
     #[arg(long, default_value_t = 22)]
     ssh_port: u16,
-    /// Source CIDR allowed to reach SSH and Docker (repeatable; default: this machine's own
-    /// address, as a /32)
-    #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = parse_cidr)]
+    /// Source CIDR allowed to reach SSH and Docker (repeatable; default: the profile's, else
+    /// this machine's own address as a /32)
+    #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = super::cloud_args::parse_cidr)]
     allow_cidrs: Vec<String>,
     /// Extra port to open, PORT[/tcp|udp] (repeatable)
     #[arg(long = "open-port", value_name = "PORT[/PROTO]", value_parser = parse_port)]
@@ -126,22 +126,6 @@ pub struct CreateArgs {
 
 fn new_machine_name(s: &str) -> Result<MachineName, String> {
     MachineName::for_new_machine(s).map_err(|e| format!("{}; {}", e.reason, e.hint()))
-}
-
-/// An IPv4 CIDR such as `203.0.113.0/24`.
-pub fn parse_cidr(s: &str) -> Result<String, String> {
-    let (ip, len) = s
-        .split_once('/')
-        .ok_or_else(|| format!("{s:?} is not a CIDR: use ADDRESS/PREFIX, e.g. 203.0.113.0/24"))?;
-    let ip: std::net::Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("{ip:?} in {s:?} is not an IPv4 address"))?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| format!("prefix length {len:?} in {s:?} must be 0..=32"))?;
-    Ok(format!("{ip}/{len}"))
 }
 
 /// `PORT[/PROTO]` with PROTO tcp (default) or udp.
@@ -256,6 +240,7 @@ mod tests {
 
     #[test]
     fn cidrs() {
+        use crate::commands::cloud_args::parse_cidr;
         assert_eq!(parse_cidr("10.0.0.0/8").unwrap(), "10.0.0.0/8");
         assert_eq!(parse_cidr("0.0.0.0/0").unwrap(), "0.0.0.0/0");
         for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/8", "x/1", "10.0.0.0/-1"] {

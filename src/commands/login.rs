@@ -46,6 +46,10 @@ pub struct LoginArgs {
     /// Import from an eucarc file
     #[arg(long, value_name = "FILE")]
     from_eucarc: Option<PathBuf>,
+    /// Source CIDR `create` admits by default with this profile (repeatable; without it, a
+    /// create admits only this machine's own address)
+    #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = super::cloud_args::parse_cidr)]
+    allow_cidrs: Vec<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
@@ -58,6 +62,7 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         ca_bundle: args.ca_bundle,
         from_euca2ools: args.from_euca2ools,
         from_eucarc: args.from_eucarc,
+        allow_cidrs: args.allow_cidrs,
     };
     if let Some(secret) = args.secret_key {
         eprintln!("WARNING! Using --secret-key via the CLI is insecure. Use --secret-key-stdin.");

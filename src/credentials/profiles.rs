@@ -23,6 +23,10 @@ pub struct Profile {
     /// Image used by `create` when `--image` is not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_image: Option<String>,
+    /// Source CIDRs `create` admits when `--allow-cidr` is not given (else: this machine's
+    /// own address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_cidrs: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -104,6 +104,7 @@ pub async fn create(
     let target = super::cloud_target::resolve(docker_config, &opts.cloud, None).await?;
     let ec2 = Ec2::connect(&target)?;
     let image = find_image(docker_config, &ec2, &opts, &target).await?;
+    let allow_cidrs = allowed_cidrs(docker_config, &opts, &target)?;
     let store = Store::new(docker_config);
     let _lock = store.lock_operation(&opts.name, "create")?;
     let owner = Ownership::new(opts.name.as_str(), store.id()?);
@@ -118,6 +119,7 @@ pub async fn create(
         image,
         user_data,
         progress: Progress::new(opts.quiet),
+        allow_cidrs,
         allowed: Vec::new(),
     };
     let outcome = tokio::select! {
@@ -224,6 +226,21 @@ async fn find_image(
     })
 }
 
+/// `--allow-cidr`s, else the profile's; empty: this machine's own address.
+fn allowed_cidrs(
+    docker_config: &Path,
+    opts: &CreateOptions,
+    target: &CloudTarget,
+) -> anyhow::Result<Vec<String>> {
+    if !opts.allow_cidrs.is_empty() {
+        return Ok(opts.allow_cidrs.clone());
+    }
+    Ok(Profiles::new(docker_config)
+        .get(&target.profile)?
+        .map(|p| p.allow_cidrs)
+        .unwrap_or_default())
+}
+
 fn new_record(opts: &CreateOptions, target: &CloudTarget, image: &ImageInfo) -> MachineRecord {
     let mut record = MachineRecord::new(opts.name.clone());
     let c = &mut record.cloud;
@@ -276,6 +293,8 @@ struct Job<'a> {
     image: ImageInfo,
     user_data: Option<String>,
     progress: Progress,
+    /// What the user asked to admit (`--allow-cidr`, or the profile's); empty: this machine.
+    allow_cidrs: Vec<String>,
     /// The CIDRs the machine's own group admits so far.
     allowed: Vec<String>,
 }
@@ -314,7 +333,7 @@ impl Job<'_> {
     }
 
     fn warn_about_the_world(&self) {
-        if self.opts.allow_cidrs.iter().any(|c| c == ingress::WORLD) {
+        if self.allow_cidrs.iter().any(|c| c == ingress::WORLD) {
             self.progress.note(
                 "warning: --allow-cidr 0.0.0.0/0 opens SSH and the Docker port to the whole internet",
             );
@@ -474,7 +493,7 @@ impl Job<'_> {
     /// the endpoint (added later, once the instance's address is known, when that cannot be
     /// told now).
     async fn allow_ingress(&mut self, group_id: &str) -> anyhow::Result<()> {
-        let cidrs = if self.opts.allow_cidrs.is_empty() {
+        let cidrs = if self.allow_cidrs.is_empty() {
             match ingress::toward_endpoint(self.ec2.endpoint()).await {
                 Some(cidr) => {
                     self.progress.note(format!(
@@ -485,7 +504,7 @@ impl Job<'_> {
                 None => return Ok(()),
             }
         } else {
-            self.opts.allow_cidrs.clone()
+            self.allow_cidrs.clone()
         };
         self.authorize(group_id, &cidrs).await
     }
@@ -512,7 +531,7 @@ impl Job<'_> {
         group: &str,
         address: IpAddr,
     ) -> anyhow::Result<()> {
-        if !self.opts.allow_cidrs.is_empty() || self.opts.security_group.is_some() {
+        if !self.allow_cidrs.is_empty() || self.opts.security_group.is_some() {
             return Ok(());
         }
         let source = tokio::task::spawn_blocking(move || ingress::source_toward(address)).await?;

@@ -26,6 +26,8 @@ pub struct LoginOptions {
     /// `--from-euca2ools [FILE]`: `Some(None)` means `~/.euca`.
     pub from_euca2ools: Option<Option<PathBuf>>,
     pub from_eucarc: Option<PathBuf>,
+    /// Default `--allow-cidr`s for creates with this profile (kept from before when empty).
+    pub allow_cidrs: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -114,10 +116,14 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
         .ca_bundle
         .clone()
         .map(|p| std::path::absolute(&p).unwrap_or(p));
+    let allow_cidrs = opts.allow_cidrs.clone();
     let backend = tokio::task::spawn_blocking(move || -> anyhow::Result<Backend> {
         let keyring = Keyring::open()?;
         keyring.set(&profile_name, &secret)?;
         let previous = Profiles::new(&docker_config).get(&profile_name)?;
+        let (default_image, previous_cidrs) = previous
+            .map(|p| (p.default_image, p.allow_cidrs))
+            .unwrap_or_default();
         Profiles::new(&docker_config).set(
             &profile_name,
             Some(Profile {
@@ -125,7 +131,12 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
                 region,
                 access_key_id,
                 ca_bundle,
-                default_image: previous.and_then(|p| p.default_image),
+                default_image,
+                allow_cidrs: if allow_cidrs.is_empty() {
+                    previous_cidrs
+                } else {
+                    allow_cidrs
+                },
             }),
         )?;
         Ok(keyring.backend)

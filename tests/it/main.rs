@@ -8,6 +8,7 @@ mod contexts;
 mod create_rm;
 mod credentials;
 mod engine_install;
+mod hardening;
 mod lifecycle;
 mod mtls;
 mod ownership;

@@ -322,7 +322,16 @@ fn a_create_failing_at_launch_while_others_run_leaves_nothing() {
         ],
     ));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(first_line(&out).contains("RunInstances"), "{}", text(&out));
+    let error = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.starts_with("docker euca: "))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        error.contains("RunInstances") && error.contains("no-such-zone"),
+        "{}",
+        text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rolled back"), "{stderr}");
     assert!(!stderr.contains("unhandled"), "{stderr}");
@@ -381,4 +390,60 @@ fn lost_answers_to_the_making_calls_are_recovered() {
     let out = run(&mut euca(&home, &me, &["rm", "-y", &name]));
     assert!(out.status.success(), "{}", text(&out));
     assert_nothing_left(&me, &name);
+}
+
+/// A profile may keep the CIDRs its creates admit by default.
+#[test]
+fn a_profile_may_keep_a_default_cidr() {
+    let home = DockerHome::new();
+    let me = User::new();
+    let mut login = euca(
+        &home,
+        &me,
+        &[
+            "login",
+            "--profile",
+            "office",
+            "--endpoint",
+            &env()["EC2_URL"],
+            "--access-key",
+            &me.access_key,
+            "--secret-key-stdin",
+            "--allow-cidr",
+            "10.9.0.0/16",
+        ],
+    );
+    let mut child = login
+        .env("DOCKER_EUCA_KEYRING", "keyutils")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), me.secret_key.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let name = unique("office");
+    create_ok(&home, &me, &name, &["-q", "--profile", "office"]);
+    let group = record(&home, &name).cloud.security_group_id.unwrap();
+    let out = block_on(
+        me.ec2()
+            .sdk()
+            .describe_security_groups()
+            .group_ids(&group)
+            .send(),
+    )
+    .unwrap();
+    let cidrs: Vec<_> = out.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .flat_map(|p| p.ip_ranges())
+        .filter_map(|r| r.cidr_ip())
+        .collect();
+    assert!(
+        !cidrs.is_empty() && cidrs.iter().all(|c| *c == "10.9.0.0/16"),
+        "{cidrs:?}"
+    );
+    let out = run(&mut euca(&home, &me, &["rm", "-y", &name]));
+    assert!(out.status.success(), "{}", text(&out));
 }
