@@ -125,7 +125,7 @@ pub struct CreateArgs {
 }
 
 fn new_machine_name(s: &str) -> Result<MachineName, String> {
-    MachineName::for_new_machine(s).map_err(|e| format!("{}; {}", e.reason, e.hint()))
+    MachineName::for_new_machine(s).map_err(|e| format!("{e}; {}", e.hint()))
 }
 
 /// `PORT[/PROTO]` with PROTO tcp (default) or udp.

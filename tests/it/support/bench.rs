@@ -37,6 +37,7 @@ pub fn pending_machines(home: &DockerHome, user: &User, prefix: &str, n: i32) ->
         r.cloud.endpoint = Some(env()["EC2_URL"].clone());
         r.cloud.region = Some("eucalyptus".into());
         r.cloud.profile = Some("default".into());
+        r.cloud.access_key_id = Some(user.access_key.clone());
         r.cloud.instance_id = Some(id.clone());
         store.create(&r).unwrap();
     }
