@@ -544,9 +544,9 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Polls until the instance is in `want` (or absent, for `terminated`: the caller proves
-    /// what absence means). Waiting for `running`, a `stopped` answer is believed only after
-    /// [`STALE_STATE_GRACE`]: just after StartInstances the cloud may still say so.
+    /// Polls until the instance is in `want` (`running` or `stopped`; for `terminated` see
+    /// [`Ec2::wait_until_terminated`]). Waiting for `running`, a `stopped` answer is believed
+    /// only after [`STALE_STATE_GRACE`]: just after StartInstances the cloud may still say so.
     pub async fn wait_for_state(
         &self,
         id: &str,
@@ -560,17 +560,6 @@ impl Ec2 {
             let info = self.describe_instance(id).await?;
             match &info {
                 Some(i) if i.state == want.as_str() => return Ok(i.clone()),
-                None if want == InstanceStateName::Terminated => {
-                    return Ok(InstanceInfo {
-                        id: id.into(),
-                        state: "terminated".into(),
-                        private_ip: None,
-                        public_ip: None,
-                        state_reason: None,
-                        tags: vec![],
-                        client_token: None,
-                    });
-                }
                 Some(i)
                     if want == InstanceStateName::Running
                         && (i.state == "terminated"
@@ -589,6 +578,32 @@ impl Ec2 {
             if tokio::time::Instant::now() + delay > deadline {
                 return Err(CloudError::Timeout {
                     what: format!("instance {id} to be {}", want.as_str()),
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 3 / 2).min(Duration::from_secs(3));
+        }
+    }
+
+    /// Polls until the instance shows `terminated` (`Ok(true)`) or is absent from a
+    /// DescribeInstances by id (`Ok(false)`: the caller proves what that absence means).
+    pub async fn wait_until_terminated(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<bool, CloudError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match self.describe_instance(id).await? {
+                Some(i) if i.state == InstanceStateName::Terminated.as_str() => return Ok(true),
+                None => return Ok(false),
+                Some(_) => {}
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(CloudError::Timeout {
+                    what: format!("instance {id} to be terminated"),
                     waited: timeout,
                 });
             }

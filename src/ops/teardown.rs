@@ -11,7 +11,6 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::bail;
-use aws_sdk_ec2::types::InstanceStateName;
 
 use crate::{
     cloud::{Ec2, GroupInfo, Ownership, Terminate, Verdict},
@@ -193,23 +192,26 @@ async fn terminate_proved(
         }
     }
     progress.stage(format!("terminating instance {id}"));
-    if ec2.terminate_instance(id).await? == Terminate::Accepted {
-        ec2.wait_for_state(id, InstanceStateName::Terminated, TERMINATE_TIMEOUT)
-            .await?;
+    let terminated = match ec2.terminate_instance(id).await? {
+        Terminate::Accepted => ec2.wait_until_terminated(id, TERMINATE_TIMEOUT).await?,
+        Terminate::Unknown => false,
+    };
+    if terminated {
+        return Ok(());
     }
     prove_gone(ec2, owner, id).await
 }
 
-/// Gone means: `terminated`, or absent both by id and by our tags (asked as the machine's own
-/// identity, which the caller has checked).
+/// For an instance absent by id (or that the cloud says it does not know), gone means: absent
+/// from our tags too, or shown `terminated` there (asked as the machine's own identity, which
+/// the caller has checked).
 async fn prove_gone(ec2: &Ec2, owner: &Ownership, id: &str) -> anyhow::Result<()> {
-    let by_id = ec2.describe_instance(id).await?;
     let by_tags = ec2
         .instances_owned(owner)
         .await?
         .into_iter()
         .find(|i| i.id == id);
-    match by_id.or(by_tags) {
+    match by_tags {
         None => Ok(()),
         Some(i) if i.state == "terminated" => Ok(()),
         Some(i) => bail!(Hinted::new(

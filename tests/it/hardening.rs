@@ -5,11 +5,10 @@
 use std::{
     io::{BufRead, BufReader, Write},
     net::TcpListener,
-    process::Stdio,
 };
 
 use crate::support::{
-    DockerHome, run,
+    DockerHome, run, run_with_input,
     testbed::{User, create_ok, euca, unique},
     text,
 };
@@ -48,18 +47,13 @@ fn html_404_server() -> String {
 fn an_endpoint_that_does_not_speak_ec2_is_named_with_its_status() {
     let home = DockerHome::new();
     let url = html_404_server();
-    let mut child = home
-        .docker()
-        .args(["euca", "login", "--profile", "wrong", "--endpoint", &url])
-        .args(["--access-key", "AKIEXAMPLE", "--secret-key-stdin"])
-        .env("DOCKER_EUCA_KEYRING", "keyutils")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"secret").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(
+        home.docker()
+            .args(["euca", "login", "--profile", "wrong", "--endpoint", &url])
+            .args(["--access-key", "AKIEXAMPLE", "--secret-key-stdin"])
+            .env("DOCKER_EUCA_KEYRING", "keyutils"),
+        b"secret",
+    );
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     let first = err.lines().next().unwrap_or_default();

@@ -7,10 +7,10 @@ use std::{
 };
 
 use crate::support::{
-    DockerHome, run,
+    DockerHome, run, run_with_input,
     testbed::{
-        User, assert_nothing_left, block_on, create_ok, env, euca, groups_named_for, record,
-        testbed, unique,
+        User, assert_nothing_left, block_on, create_ok, env, euca, group_cidrs, groups_named_for,
+        record, testbed, unique,
     },
     text,
 };
@@ -265,20 +265,7 @@ fn a_default_create_authorises_only_this_machine() {
     let name = unique("cidr");
     let progress = create_ok(&home, &me, &name, &[]);
     let group = record(&home, &name).cloud.security_group_id.unwrap();
-    let out = block_on(
-        me.ec2()
-            .sdk()
-            .describe_security_groups()
-            .group_ids(&group)
-            .send(),
-    )
-    .unwrap();
-    let cidrs: Vec<String> = out.security_groups()[0]
-        .ip_permissions()
-        .iter()
-        .flat_map(|p| p.ip_ranges())
-        .filter_map(|r| r.cidr_ip().map(str::to_string))
-        .collect();
+    let cidrs = group_cidrs(&me, &group);
     assert!(!cidrs.is_empty());
     for cidr in &cidrs {
         assert!(cidr.ends_with("/32"), "{cidrs:?}");
@@ -413,35 +400,17 @@ fn a_profile_may_keep_a_default_cidr() {
             "10.9.0.0/16",
         ],
     );
-    let mut child = login
-        .env("DOCKER_EUCA_KEYRING", "keyutils")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), me.secret_key.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(
+        login.env("DOCKER_EUCA_KEYRING", "keyutils"),
+        me.secret_key.as_bytes(),
+    );
     assert!(out.status.success(), "{}", text(&out));
     let name = unique("office");
     create_ok(&home, &me, &name, &["-q", "--profile", "office"]);
     let group = record(&home, &name).cloud.security_group_id.unwrap();
-    let out = block_on(
-        me.ec2()
-            .sdk()
-            .describe_security_groups()
-            .group_ids(&group)
-            .send(),
-    )
-    .unwrap();
-    let cidrs: Vec<_> = out.security_groups()[0]
-        .ip_permissions()
-        .iter()
-        .flat_map(|p| p.ip_ranges())
-        .filter_map(|r| r.cidr_ip())
-        .collect();
+    let cidrs = group_cidrs(&me, &group);
     assert!(
-        !cidrs.is_empty() && cidrs.iter().all(|c| *c == "10.9.0.0/16"),
+        !cidrs.is_empty() && cidrs.iter().all(|c| c == "10.9.0.0/16"),
         "{cidrs:?}"
     );
     let out = run(&mut euca(&home, &me, &["rm", "-y", &name]));

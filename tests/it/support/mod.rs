@@ -66,6 +66,19 @@ pub fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `cmd` with `input` on its standard input (a secret for `--secret-key-stdin`, say).
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::{io::Write, process::Stdio};
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Both streams, for assertion messages.
 pub fn text(out: &Output) -> String {
     format!(

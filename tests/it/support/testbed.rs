@@ -204,6 +204,24 @@ pub fn create_ok(home: &super::DockerHome, user: &User, name: &str, extra: &[&st
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The source CIDRs a security group admits (through the API).
+pub fn group_cidrs(user: &User, group_id: &str) -> Vec<String> {
+    let out = block_on(
+        user.ec2()
+            .sdk()
+            .describe_security_groups()
+            .group_ids(group_id)
+            .send(),
+    )
+    .unwrap();
+    out.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .flat_map(|p| p.ip_ranges())
+        .filter_map(|r| r.cidr_ip().map(str::to_string))
+        .collect()
+}
+
 /// The machine's record in `home`.
 pub fn record(home: &super::DockerHome, name: &str) -> docker_euca::store::MachineRecord {
     docker_euca::store::Store::new(home.path())
