@@ -55,8 +55,15 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
         }
         eprint!("Remove {list} and everything it has in the cloud? [y/N] ");
         std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
+        // Read off the async runtime, so that Ctrl-C cancels at once.
+        let answer = tokio::task::spawn_blocking(|| {
+            let mut answer = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut answer)
+                .map(|_| answer)
+        })
+        .await??;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             bail!(Hinted::new("nothing removed", "answer y, or pass -y"));
         }

@@ -106,6 +106,20 @@ pub fn check_identity(key: &CloudKey, access_key_id: &str, source: &str) -> Resu
     }
 }
 
+/// The flags a machine's cloud is resolved with (pure): its own endpoint and region, the
+/// recorded CA bundle unless `--ca-bundle` gives another, `--profile` if given.
+pub fn machine_flags(key: &CloudKey, flags: &CloudFlags) -> CloudFlags {
+    CloudFlags {
+        endpoint: key.endpoint.clone().or(flags.endpoint.clone()),
+        region: key.region.clone().or(flags.region.clone()),
+        profile: flags.profile.clone(),
+        ca_bundle: flags
+            .ca_bundle
+            .clone()
+            .or_else(|| key.ca_bundle.clone().map(Into::into)),
+    }
+}
+
 /// The EC2 client for machines of `key`, on their own endpoint, region and identity: flags
 /// that point elsewhere and credentials of another access key are refused. The recorded CA
 /// bundle is used unless `--ca-bundle` gives another.
@@ -115,12 +129,7 @@ pub async fn cloud_of(
     flags: &CloudFlags,
 ) -> anyhow::Result<Ec2> {
     check_flags(key, flags)?;
-    let mut flags = flags.clone();
-    flags.endpoint = key.endpoint.clone().or(flags.endpoint);
-    flags.region = key.region.clone().or(flags.region);
-    flags.ca_bundle = flags
-        .ca_bundle
-        .or_else(|| key.ca_bundle.clone().map(Into::into));
+    let flags = machine_flags(key, flags);
     let target = super::cloud_target::resolve(docker_config, &flags, key.profile.clone()).await?;
     check_identity(key, &target.keys.access_key_id, &target.keys_source)?;
     Ok(Ec2::connect(&target)?)
@@ -308,6 +317,29 @@ mod tests {
         );
         assert!(ok(None, Some("us-east-1")).is_err());
         assert!(ok(Some("us-east-1::http://clc:8773/services/compute/"), None).is_err());
+    }
+
+    #[test]
+    fn every_command_uses_the_recorded_endpoint_and_ca_bundle() {
+        let recorded = CloudKey {
+            ca_bundle: Some("/etc/euca/ca.pem".into()),
+            ..key()
+        };
+        let flags = machine_flags(&recorded, &CloudFlags::default());
+        assert_eq!(flags.endpoint, recorded.endpoint);
+        assert_eq!(flags.region, recorded.region);
+        assert_eq!(
+            flags.ca_bundle.as_deref(),
+            Some(Path::new("/etc/euca/ca.pem"))
+        );
+        let given = CloudFlags {
+            ca_bundle: Some("/tmp/other.pem".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            machine_flags(&recorded, &given).ca_bundle.as_deref(),
+            Some(Path::new("/tmp/other.pem"))
+        );
     }
 
     #[test]
