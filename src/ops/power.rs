@@ -10,7 +10,7 @@ use anyhow::Context;
 use aws_sdk_ec2::types::InstanceStateName;
 
 use super::{
-    machine::{self, group_by_cloud, instance_id, machine_address},
+    machine::{self, group_by_cloud, instance_id},
     setup::{reissue_server_cert, verify},
 };
 use crate::{
@@ -220,8 +220,13 @@ fn fail_all(results: &mut Vec<Outcome>, machines: &[MachineRecord], err: &anyhow
     );
 }
 
-/// After StartInstances: wait for it to run and get its address; if the address changed,
-/// reissue the certificate and rewrite the context; then verify the daemon.
+/// After StartInstances: wait for it to run and get its address; if the daemon's endpoint is
+/// not yet at that address, reissue the certificate and rewrite the context; then verify the
+/// daemon.
+///
+/// The trigger is the recorded endpoint URL, not the recorded address: the address is
+/// journalled first and the URL last (after the certificate and the context), so a `start`
+/// interrupted in between still reissues when run again.
 async fn after_start(
     docker_config: &Path,
     store: &Store,
@@ -242,15 +247,16 @@ async fn after_start(
         use_private,
     )
     .context("the instance has no usable address")?;
-    let changed = machine_address(&record) != Some(address);
+    let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
+    let changed = record.engine.url.as_deref() != Some(url.as_str());
     let (record, _) = store.update(name, |r| {
         r.cloud.private_ip = info.private_ip.clone();
         if !use_private {
             r.cloud.public_ip = info.public_ip.clone();
         }
     })?;
+    crate::crash::point("start-address");
     let context = record.context_name();
-    let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
     if changed {
         machine::wait_for_port(
             std::net::SocketAddr::new(address, record.ssh.port.unwrap_or(22)),

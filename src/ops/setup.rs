@@ -215,7 +215,9 @@ pub async fn reissue_server_cert(
             fresh_ca,
         )
         .await?;
+        crate::crash::point("reissue-certificate");
         daemon::restart_and_wait(&session, &facts, timeout).await?;
+        crate::crash::point("reissue-daemon-restart");
         anyhow::Ok(client)
     }
     .await;
@@ -224,6 +226,7 @@ pub async fn reissue_server_cert(
     let context = record.context_name();
     let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
     write_context(docker_config, record, &context, &url, &client, false)?;
+    crate::crash::point("reissue-context");
     store.update(&record.name, |r| r.engine.url = Some(url.clone()))?;
     Ok(url)
 }
@@ -344,6 +347,7 @@ pub async fn provision_machine(
         progress.stage("waiting for cloud-init");
         let ci = provision::wait_cloud_init(&session, plan.stage_timeout).await?;
         tracing::debug!("cloud-init: {ci}");
+        crate::crash::point("cloud-init");
         progress.stage("detecting the OS");
         let facts = provision::detect::detect(&session).await?;
         progress.finish_stage();
@@ -353,13 +357,16 @@ pub async fn provision_machine(
         ));
         progress.stage("checking the docker engine");
         let version = provision::ensure_engine(&session, &facts, &plan.install).await?;
+        crate::crash::point("engine");
         progress.finish_stage();
         progress.note(format!("  {version}"));
         progress.stage("installing TLS certificates");
         let client =
             install_server_cert(&session, store, &record, address, &plan.tls_sans, false).await?;
+        crate::crash::point("certificates");
         progress.stage("configuring and restarting the docker daemon");
         daemon::apply(&session, &facts, &plan.engine, plan.stage_timeout).await?;
+        crate::crash::point("daemon-restart");
         anyhow::Ok(client)
     }
     .await;
@@ -375,6 +382,7 @@ pub async fn provision_machine(
         &client,
         plan.use_context,
     )?;
+    crate::crash::point("context");
     store.update(name, |r| {
         r.engine.context_name = Some(plan.context_name.clone());
         r.engine.url = Some(url.clone());
@@ -393,6 +401,7 @@ pub async fn provision_machine(
     })?;
     progress.stage(format!("verifying {url} over mutual TLS"));
     let version = verify(docker_config, &plan.context_name, &url, plan.stage_timeout).await?;
+    crate::crash::point("verify");
     progress.finish_stage();
     store.update(name, |r| {
         r.state = MachineState::Ready;

@@ -105,6 +105,7 @@ pub async fn teardown(
                     progress,
                 )
                 .await?;
+                crate::crash::point("rm-instance");
                 forget_instance(store, name)?;
             }
             Step::RecoverLaunch(token) => {
@@ -116,6 +117,7 @@ pub async fn teardown(
             }
             Step::DeleteGroup { id, name: group } => {
                 delete_group_proved(ec2, &owner, &id, group.as_deref(), progress).await?;
+                crate::crash::point("rm-group");
                 forget_group(store, name)?;
             }
             Step::RecoverGroup(group) => {

@@ -9,6 +9,7 @@ mod create_rm;
 mod credentials;
 mod engine_install;
 mod hardening;
+mod kill_matrix;
 mod lifecycle;
 mod mtls;
 mod ownership;
