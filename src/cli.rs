@@ -39,6 +39,8 @@ pub enum Command {
     /// Remove machines and everything they have in the cloud
     #[command(visible_alias = "remove")]
     Rm(commands::rm::RmArgs),
+    /// Remove what docker-euca made in the cloud that no machine record accounts for any more
+    Prune(commands::prune::PruneArgs),
     /// List machines (one cloud call per endpoint)
     Ls(commands::ls::LsArgs),
     /// Show a machine's record (it holds no secret)
@@ -150,6 +152,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create(args) => commands::create::run(ctx, *args).await,
         Command::Rm(args) => commands::rm::run(ctx, args).await,
+        Command::Prune(args) => commands::prune::run(ctx, args).await,
         Command::Ls(args) => commands::ls::run(ctx, args).await,
         Command::Inspect(args) => commands::inspect::inspect(ctx, args),
         Command::Status(args) => commands::inspect::status(ctx, args).await,

@@ -74,6 +74,13 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<CredentialsError>() {
             return e.hint();
         }
+        if cause.is::<crate::credentials::KeyringError>() {
+            return Some(
+                "start a Secret Service (gnome-keyring) or unlock it; DOCKER_EUCA_KEYRING=keyutils \
+                 uses the kernel keyring instead"
+                    .into(),
+            );
+        }
         if let Some(TlsError::BadSan { .. }) = cause.downcast_ref::<TlsError>() {
             return Some("give an IP address or a DNS name such as web1.example.com".into());
         }

@@ -29,8 +29,12 @@ pub enum CloudError {
         /// The page's `<title>`, or the first line of a text answer.
         summary: Option<String>,
     },
-    #[error("cannot reach the EC2 endpoint {endpoint}: {message}")]
-    Unreachable { endpoint: String, message: String },
+    #[error("{action}: no answer from the EC2 endpoint {endpoint}: {message}")]
+    Unreachable {
+        action: &'static str,
+        endpoint: String,
+        message: String,
+    },
     #[error("{endpoint:?} is not a usable EC2 endpoint: {reason}")]
     BadEndpoint { endpoint: String, reason: String },
     #[error("cannot read the CA bundle {path}: {source}")]
@@ -38,6 +42,10 @@ pub enum CloudError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// The CA bundle holds no certificate, or a PEM section that does not decode: checked
+    /// where it is read, so that a wrong file is named instead of every TLS call failing.
+    #[error("the CA bundle {path} holds no PEM certificate")]
+    CaBundleNotPem { path: std::path::PathBuf },
     #[error("timed out after {waited:?} waiting for {what}")]
     Timeout { what: String, waited: Duration },
     #[error("instance {instance} {state} while waiting for it to run{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
@@ -66,6 +74,13 @@ impl CloudError {
             (_, "InvalidParameterValue") if self.to_string().contains("Failed to bind") => {
                 "the cloud rejected a parameter it does not know; please report this".into()
             }
+            (_, "InvalidParameterValue") if self.to_string().contains("InstanceType") => {
+                "check --instance-type: `euca-describe-instance-types` lists the types this cloud offers".into()
+            }
+            (CloudError::CaBundle { .. }, _) => {
+                "check the path given with --ca-bundle (or the profile's: `docker euca login --ca-bundle FILE` replaces it)".into()
+            }
+            (CloudError::CaBundleNotPem { .. }, _) => "give a PEM file (-----BEGIN CERTIFICATE-----)".into(),
             (CloudError::Unreachable { .. }, _) => {
                 "check --endpoint (http://HOST:8773/services/compute/ or https://ec2.DOMAIN/) and that the cloud is up".into()
             }
@@ -110,6 +125,7 @@ where
             }
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => CloudError::Unreachable {
+            action,
             endpoint: endpoint.to_string(),
             message: source_chain(&err),
         },
@@ -234,6 +250,7 @@ mod refusal_tests {
         assert!(!api(Some("RequestLimitExceeded")).is_refusal());
         assert!(!api(None).is_refusal());
         let lost = CloudError::Unreachable {
+            action: "RunInstances",
             endpoint: "http://x/".into(),
             message: "connection reset".into(),
         };

@@ -5,10 +5,12 @@
 
 mod address;
 mod error;
+mod inventory;
 mod ownership;
 
 pub use address::usable_address;
 pub use error::CloudError;
+pub use inventory::{Inventory, InventoryInstance, KEY_PAIR_PREFIX};
 pub use ownership::{MACHINE_TAG, Ownership, STORE_TAG, Verdict};
 
 use std::time::Duration;
@@ -108,6 +110,39 @@ impl std::fmt::Debug for LaunchSpec {
     }
 }
 
+/// The CA bundle's bytes, once they are known to hold PEM certificates and nothing broken: a
+/// wrong file is named here, for every command, instead of showing up as a TLS failure.
+fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, CloudError> {
+    let pem = std::fs::read(path).map_err(|source| CloudError::CaBundle {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
+    match certs {
+        Ok(certs) if !certs.is_empty() => Ok(pem),
+        _ => Err(CloudError::CaBundleNotPem {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// How long one EC2 call may take before it is retried (60 s; `DOCKER_EUCA_API_TIMEOUT=SECS`
+/// sets it, for a slow cloud or a test). A whole call, retries included, gets three times that.
+pub fn api_attempt_timeout() -> Duration {
+    parse_api_timeout(std::env::var(API_TIMEOUT_ENV).ok().as_deref())
+}
+
+/// The variable that sets [`api_attempt_timeout`].
+pub const API_TIMEOUT_ENV: &str = "DOCKER_EUCA_API_TIMEOUT";
+
+fn parse_api_timeout(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(60))
+}
+
 /// Validates the endpoint URL: http(s), a host, nothing else.
 pub fn check_endpoint(endpoint: &str) -> Result<(), CloudError> {
     let bad = |reason: &str| CloudError::BadEndpoint {
@@ -132,11 +167,7 @@ impl Ec2 {
         check_endpoint(&target.endpoint)?;
         let mut trust = tls::TrustStore::default();
         if let Some(path) = &target.ca_bundle {
-            let pem = std::fs::read(path).map_err(|source| CloudError::CaBundle {
-                path: path.clone(),
-                source,
-            })?;
-            trust = trust.with_pem_certificate(pem);
+            trust = trust.with_pem_certificate(read_ca_bundle(path)?);
         }
         let tls_context = tls::TlsContext::builder()
             .with_trust_store(trust)
@@ -168,8 +199,8 @@ impl Ec2 {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .operation_timeout(Duration::from_secs(180))
+                    .operation_attempt_timeout(api_attempt_timeout())
+                    .operation_timeout(api_attempt_timeout() * 3)
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(5))
@@ -661,6 +692,31 @@ impl Ec2 {
             .and_then(|s| s.vpc_id().map(str::to_string)))
     }
 
+    /// The subnet with this id, if it exists (a `subnet-id` filter, so an unknown id is simply
+    /// absent rather than an error), with its VPC.
+    pub async fn find_subnet(&self, subnet_id: &str) -> Result<Option<SubnetInfo>, CloudError> {
+        let out = self
+            .client
+            .describe_subnets()
+            .filters(
+                Filter::builder()
+                    .name("subnet-id")
+                    .values(subnet_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeSubnets", &self.endpoint, e))?;
+        Ok(out
+            .subnets()
+            .iter()
+            .find(|s| s.subnet_id() == Some(subnet_id))
+            .map(|s| SubnetInfo {
+                id: subnet_id.to_string(),
+                vpc_id: s.vpc_id().map(str::to_string),
+            }))
+    }
+
     /// Instances tagged as belonging to `machine`, of any store (for checks in tests).
     pub async fn instances_tagged(&self, machine: &str) -> Result<Vec<InstanceInfo>, CloudError> {
         let out = self
@@ -726,6 +782,14 @@ impl Ec2 {
     }
 }
 
+/// What DescribeSubnets says about one subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetInfo {
+    pub id: String,
+    /// The VPC a security group for instances in this subnet must belong to.
+    pub vpc_id: Option<String>,
+}
+
 fn tag_pairs(tags: &[Tag]) -> Vec<(String, String)> {
     tags.iter()
         .map(|t| {
@@ -767,10 +831,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_api_timeout_is_sixty_seconds_unless_set_to_a_positive_number() {
+        assert_eq!(parse_api_timeout(None), Duration::from_secs(60));
+        assert_eq!(parse_api_timeout(Some("2.5")), Duration::from_millis(2500));
+        for bad in ["0", "-1", "soon", "", "inf"] {
+            assert_eq!(
+                parse_api_timeout(Some(bad)),
+                Duration::from_secs(60),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn endpoint_shapes() {
         assert!(check_endpoint("http://10.0.0.1:8773/services/compute/").is_ok());
         assert!(check_endpoint("https://ec2.cloud.example/").is_ok());
         assert!(check_endpoint("ec2.cloud.example").is_err());
         assert!(check_endpoint("http:///x").is_err());
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_pem_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let ca = crate::tls::CertificateAuthority::generate("ca.test", 1).unwrap();
+        assert!(read_ca_bundle(&write("ca.pem", ca.cert_pem())).is_ok());
+        let key = ca.key_pem();
+        for (name, text) in [
+            ("junk.pem", "this is not a certificate\n"),
+            ("empty.pem", ""),
+            ("key.pem", key.expose().as_str()),
+            (
+                "broken.pem",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            ),
+        ] {
+            let err = read_ca_bundle(&write(name, text)).unwrap_err();
+            assert!(
+                matches!(err, CloudError::CaBundleNotPem { .. }),
+                "{name}: {err}"
+            );
+            assert!(err.hint().unwrap().contains("BEGIN CERTIFICATE"), "{name}");
+        }
+        let err = read_ca_bundle(&dir.path().join("missing.pem")).unwrap_err();
+        assert!(matches!(err, CloudError::CaBundle { .. }), "{err}");
+        assert!(err.hint().is_some());
     }
 }

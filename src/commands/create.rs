@@ -27,7 +27,7 @@ pub struct CreateArgs {
     #[arg(long)]
     image: Option<String>,
     /// Instance type
-    #[arg(long, default_value = DEFAULT_INSTANCE_TYPE)]
+    #[arg(long, default_value = DEFAULT_INSTANCE_TYPE, value_parser = parse_instance_type)]
     instance_type: String,
     /// Availability zone
     #[arg(long)]
@@ -48,7 +48,7 @@ pub struct CreateArgs {
     #[arg(long, default_value = "ubuntu")]
     ssh_user: String,
     /// SSH port
-    #[arg(long, default_value_t = 22)]
+    #[arg(long, default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..))]
     ssh_port: u16,
     /// Source CIDR allowed to reach SSH and Docker (repeatable; default: the profile's, else
     /// this machine's own address as a /32)
@@ -126,6 +126,17 @@ pub struct CreateArgs {
 
 fn new_machine_name(s: &str) -> Result<MachineName, String> {
     MachineName::for_new_machine(s).map_err(|e| format!("{e}; {}", e.hint()))
+}
+
+/// An instance type: a word, not empty (whether the cloud offers it, only the cloud can say).
+fn parse_instance_type(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err(
+            "an instance type is one word, such as m1.small (`euca-describe-instance-types` lists them)"
+                .into(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 /// `PORT[/PROTO]` with PROTO tcp (default) or udp.
@@ -255,6 +266,26 @@ mod tests {
         for bad in ["0", "70000", "80/icmp", "http", ""] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_empty_instance_type_and_ssh_port_0_are_usage_errors() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["docker euca", "create", "web1"];
+            argv.extend_from_slice(extra);
+            crate::cli::Cli::try_parse_from(argv)
+        };
+        for bad in [
+            &["--ssh-port", "0"][..],
+            &["--ssh-port", "65536"],
+            &["--instance-type", ""],
+            &["--instance-type", "m1 small"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["--ssh-port", "2222", "--instance-type", "t2.micro"]).is_ok());
+        assert!(parse(&[]).is_ok(), "the defaults pass their own parsers");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod login;
 pub mod ls;
 pub mod power;
+pub mod prune;
 pub mod rm;
 pub mod ssh;
 pub mod version;

@@ -90,7 +90,7 @@ impl CredentialsError {
             CredentialsError::UnknownProfile(_) => "`docker euca profiles` lists them; `docker euca login --profile NAME` makes one".into(),
             CredentialsError::HalfPair(_, missing) => format!("set {missing} as well, or neither"),
             CredentialsError::Keyring(_) => "start a Secret Service (gnome-keyring) or check the keyring's lock".into(),
-            CredentialsError::Read { .. } => return None,
+            CredentialsError::Read { .. } => "check that the file is readable and that DOCKER_CONFIG (docker's --config) is a directory of yours".into(),
         })
     }
 }

@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ingress, machine, setup, teardown};
 use crate::{
     cloud::{
-        Ec2, ImageInfo, LaunchSpec, MACHINE_TAG, Ownership, STORE_TAG, Verdict, usable_address,
+        Ec2, GroupInfo, ImageInfo, LaunchSpec, MACHINE_TAG, Ownership, STORE_TAG, Verdict,
+        usable_address,
     },
     crash,
     credentials::{CloudFlags, CloudTarget, Profiles},
@@ -98,12 +99,19 @@ pub async fn create(
     opts: CreateOptions,
     cancel: CancellationToken,
 ) -> anyhow::Result<CreateOutcome> {
+    // Everything that can be told before the first call that makes something: the options,
+    // the local files, then what the cloud has (nothing is made, nothing is written).
     check_options(&opts)?;
     let user_data = read_user_data(&opts)?;
+    check_user_data_size(&opts, user_data.as_deref())?;
+    check_ssh_key(&opts)?;
     refuse_taken_context(docker_config, &opts)?;
     let target = super::cloud_target::resolve(docker_config, &opts.cloud, None).await?;
     let ec2 = Ec2::connect(&target)?;
     let image = find_image(docker_config, &ec2, &opts, &target).await?;
+    check_zone(&ec2, &opts).await?;
+    let subnet_vpc = find_subnet_vpc(&ec2, &opts).await?;
+    let users_group = find_users_group(&ec2, &opts).await?;
     let allow_cidrs = allowed_cidrs(docker_config, &opts, &target)?;
     let store = Store::new(docker_config);
     let _lock = store.lock_operation(&opts.name, "create")?;
@@ -118,6 +126,8 @@ pub async fn create(
         opts: &opts,
         image,
         user_data,
+        found_group: users_group,
+        subnet_vpc,
         progress: Progress::new(opts.quiet),
         allow_cidrs,
         allowed: Vec::new(),
@@ -176,14 +186,73 @@ fn check_options(opts: &CreateOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--user-data`: readable text in a format cloud-init knows (it is merged with ours). Without
+/// cloud-init it goes to the instance as it is, so only its being text is checked.
 fn read_user_data(opts: &CreateOptions) -> anyhow::Result<Option<String>> {
-    opts.user_data
-        .as_ref()
-        .map(|p| {
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --user-data {}", p.display()))
-        })
-        .transpose()
+    let Some(path) = &opts.user_data else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        Hinted::new(
+            format!("cannot read --user-data {}: {e}", path.display()),
+            "give a readable file",
+        )
+    })?;
+    let text = if opts.no_cloud_init {
+        String::from_utf8(bytes).map_err(|_| userdata::UserDataError::NotText)
+    } else {
+        userdata::check_format(bytes)
+    };
+    text.map(Some)
+        .map_err(|e| Hinted::new(format!("--user-data {} {e}", path.display()), e.hint()).into())
+}
+
+/// The whole user data the launch will send (ours and the user's, gzipped when large) fits
+/// EC2's limit. Measured with stand-in keys of the kinds [`Job::ssh_keys`] makes (ed25519, the
+/// same comments): the same lengths, so the same size but for a few bytes of gzip's.
+fn check_user_data_size(opts: &CreateOptions, user_data: Option<&str>) -> anyhow::Result<()> {
+    let name = &opts.name;
+    let host_key =
+        (!opts.no_cloud_init).then(|| KeyPair::generate_ed25519(&format!("{name} host")));
+    let authorized = if opts.import_keypair || opts.keypair_name.is_some() {
+        vec![]
+    } else {
+        vec![KeyPair::generate_ed25519(&format!("docker-euca {name}")).public_openssh()]
+    };
+    match user_data_payload(opts, user_data, &authorized, host_key.as_ref()) {
+        Some(payload) => {
+            userdata::check_size(&payload).map_err(|e| Hinted::new(e.to_string(), e.hint()).into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// `--ssh-key` is readable and an OpenSSH private key without a passphrase: what the SSH
+/// session loads later, long after the instance was launched.
+fn check_ssh_key(opts: &CreateOptions) -> anyhow::Result<()> {
+    let Some(path) = &opts.ssh_key else {
+        return Ok(());
+    };
+    let text = std::fs::read(path).map_err(|e| {
+        Hinted::new(
+            format!("cannot read --ssh-key {}: {e}", path.display()),
+            "give the private key file of --keypair-name",
+        )
+    })?;
+    let key = russh::keys::PrivateKey::from_openssh(text).map_err(|_| {
+        Hinted::new(
+            format!("--ssh-key {} is not an OpenSSH private key", path.display()),
+            "give the key pair's private key in the OpenSSH format (-----BEGIN OPENSSH PRIVATE KEY-----); \
+             `ssh-keygen -p -f FILE` rewrites a PEM key in it",
+        )
+    })?;
+    if key.is_encrypted() {
+        bail!(Hinted::new(
+            format!("--ssh-key {} is protected by a passphrase", path.display()),
+            "docker-euca cannot ask for it: give a copy without one (`ssh-keygen -p -f COPY`)",
+        ));
+    }
+    Ok(())
 }
 
 fn refuse_taken_context(docker_config: &Path, opts: &CreateOptions) -> anyhow::Result<()> {
@@ -224,6 +293,57 @@ async fn find_image(
         )
         .into()
     })
+}
+
+/// `--zone` is one of the cloud's availability zones.
+async fn check_zone(ec2: &Ec2, opts: &CreateOptions) -> anyhow::Result<()> {
+    let Some(zone) = &opts.zone else {
+        return Ok(());
+    };
+    let zones = ec2.check_access().await?;
+    if zones.contains(zone) {
+        return Ok(());
+    }
+    let hint = if zones.is_empty() {
+        "leave out --zone: the cloud lists no zones".to_string()
+    } else {
+        format!("the cloud has {}; or leave out --zone", zones.join(", "))
+    };
+    bail!(Hinted::new(
+        format!(
+            "availability zone {zone:?} does not exist on {}",
+            ec2.endpoint()
+        ),
+        hint,
+    ))
+}
+
+/// `--subnet` exists; returns its VPC, where our security group must be made.
+async fn find_subnet_vpc(ec2: &Ec2, opts: &CreateOptions) -> anyhow::Result<Option<String>> {
+    let Some(subnet) = &opts.subnet else {
+        return Ok(None);
+    };
+    match ec2.find_subnet(subnet).await? {
+        Some(found) => Ok(found.vpc_id),
+        None => bail!(Hinted::new(
+            format!("subnet {subnet:?} does not exist on {}", ec2.endpoint()),
+            "check --subnet (`euca-describe-subnets` lists them); an EDGE cloud has none: leave it out",
+        )),
+    }
+}
+
+/// `--security-group` exists (it is used as it is, never edited).
+async fn find_users_group(ec2: &Ec2, opts: &CreateOptions) -> anyhow::Result<Option<GroupInfo>> {
+    let Some(group) = &opts.security_group else {
+        return Ok(None);
+    };
+    let found = ec2.find_security_group(group).await?.ok_or_else(|| {
+        Hinted::new(
+            format!("security group {group:?} does not exist"),
+            "create it first, or leave out --security-group",
+        )
+    })?;
+    Ok(Some(found))
 }
 
 /// `--allow-cidr`s, else the profile's; empty: this machine's own address.
@@ -292,6 +412,10 @@ struct Job<'a> {
     opts: &'a CreateOptions,
     image: ImageInfo,
     user_data: Option<String>,
+    /// `--security-group`, as looked up before anything was made.
+    found_group: Option<GroupInfo>,
+    /// The VPC of `--subnet` (our group must be made there).
+    subnet_vpc: Option<String>,
     progress: Progress,
     /// What the user asked to admit (`--allow-cidr`, or the profile's); empty: this machine.
     allow_cidrs: Vec<String>,
@@ -423,16 +547,13 @@ impl Job<'_> {
     /// Step 2, the security group: the user's as it is (never edited), or one of ours under
     /// a unique name, tagged, admitting SSH, the daemon and `--open-port`s.
     async fn security_group(&mut self) -> anyhow::Result<String> {
-        if let Some(group) = &self.opts.security_group {
-            return self.users_group(group).await;
+        if let Some(found) = self.found_group.clone() {
+            return self.users_group(found);
         }
         let group = unique_name(&self.opts.name);
         self.progress
             .stage(format!("creating security group {group}"));
-        let vpc = match &self.opts.subnet {
-            Some(subnet) => self.ec2.subnet_vpc(subnet).await?,
-            None => None,
-        };
+        let vpc = self.subnet_vpc.clone();
         self.journal(|r| r.cloud.security_group_intent = Some(group.clone()))?;
         crash::point("group-intent");
         let description = format!("docker-euca machine {}", self.opts.name);
@@ -472,18 +593,15 @@ impl Job<'_> {
             .map(|g| g.id))
     }
 
-    async fn users_group(&mut self, group: &str) -> anyhow::Result<String> {
-        self.progress
-            .stage(format!("looking up security group {group}"));
-        let found = self.ec2.find_security_group(group).await?.ok_or_else(|| {
-            Hinted::new(
-                format!("security group {group:?} does not exist"),
-                "create it first, or leave out --security-group",
-            )
-        })?;
+    /// The user's group, found before anything was made: journalled as not ours.
+    fn users_group(&mut self, found: GroupInfo) -> anyhow::Result<String> {
+        self.progress.stage(format!(
+            "using security group {} ({})",
+            found.name, found.id
+        ));
         self.journal(|r| {
             r.cloud.security_group_id = Some(found.id.clone());
-            r.cloud.security_group_name = Some(group.to_string());
+            r.cloud.security_group_name = Some(found.name.clone());
             r.cloud.security_group_owned = false;
         })?;
         Ok(found.id)
@@ -580,22 +698,12 @@ impl Job<'_> {
 
     fn launch_spec(&self, keys: &Keys, group: &str) -> LaunchSpec {
         let opts = self.opts;
-        let data = match &keys.host_key {
-            // Without cloud-init, only the user's own user data (if any) goes to the instance.
-            None => self.user_data.as_ref().map(|u| u.as_bytes().to_vec()),
-            Some(host_key) => Some(userdata::build(
-                &userdata::OurConfig {
-                    authorized_keys: keys.authorized.clone(),
-                    host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
-                    packages: match opts.provision.install {
-                        EngineInstall::Package => vec!["docker.io".into()],
-                        _ => vec![],
-                    },
-                    disable_root: (opts.ssh_user == "root").then_some(false),
-                },
-                self.user_data.as_deref(),
-            )),
-        };
+        let data = user_data_payload(
+            opts,
+            self.user_data.as_deref(),
+            &keys.authorized,
+            keys.host_key.as_ref(),
+        );
         LaunchSpec {
             image_id: self.image.id.clone(),
             instance_type: opts.instance_type.clone(),
@@ -745,6 +853,31 @@ impl Job<'_> {
                 .note(format!("warning: nothing is left in the cloud, but {e:#}")),
         }
     }
+}
+
+/// The user data a launch sends, raw (before base64): our cloud-config merged with the user's
+/// (gzipped when large), or, without cloud-init (no host key to send), the user's own as it is.
+fn user_data_payload(
+    opts: &CreateOptions,
+    user_data: Option<&str>,
+    authorized: &[String],
+    host_key: Option<&KeyPair>,
+) -> Option<Vec<u8>> {
+    let Some(host_key) = host_key else {
+        return user_data.map(|u| u.as_bytes().to_vec());
+    };
+    Some(userdata::build(
+        &userdata::OurConfig {
+            authorized_keys: authorized.to_vec(),
+            host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
+            packages: match opts.provision.install {
+                EngineInstall::Package => vec!["docker.io".into()],
+                _ => vec![],
+            },
+            disable_root: (opts.ssh_user == "root").then_some(false),
+        },
+        user_data,
+    ))
 }
 
 fn write_client_key(dir: &Path, file: &str, pair: &KeyPair) -> anyhow::Result<PathBuf> {

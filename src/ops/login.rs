@@ -156,8 +156,17 @@ pub async fn logout(docker_config: &Path, profile: &str) -> anyhow::Result<()> {
     let docker_config = docker_config.to_path_buf();
     let profile = profile.to_string();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let had_secret = Keyring::open()?.delete(&profile)?;
-        let had_profile = Profiles::new(&docker_config).set(&profile, None)?;
+        // Nothing is written for a profile that does not exist.
+        let profiles = Profiles::new(&docker_config);
+        let keyring = Keyring::open()?;
+        if profiles.get(&profile)?.is_none() && keyring.get(&profile)?.is_none() {
+            bail!(Hinted::new(
+                format!("profile {profile:?} does not exist"),
+                "`docker euca profiles` lists them"
+            ));
+        }
+        let had_secret = keyring.delete(&profile)?;
+        let had_profile = profiles.set(&profile, None)?;
         if !had_secret && !had_profile {
             bail!(Hinted::new(
                 format!("profile {profile:?} does not exist"),

@@ -10,6 +10,7 @@ pub mod ls;
 pub mod machine;
 pub mod power;
 pub mod provision;
+pub mod prune;
 pub mod rm;
 pub mod scp;
 pub mod setup;
@@ -17,4 +18,5 @@ pub mod teardown;
 
 pub use create::{CreateOptions, create};
 pub use login::{LoginOptions, login, logout};
+pub use prune::{PruneOptions, prune};
 pub use rm::{RmOptions, rm};

@@ -210,14 +210,17 @@ async fn stop_all(
     stopped
 }
 
-/// Records one cloud-wide failure against every machine of a group.
+/// Records one cloud-wide failure against every machine of a group, keeping its hint.
 fn fail_all(results: &mut Vec<Outcome>, machines: &[MachineRecord], err: &anyhow::Error) {
     let msg = format!("{err:#}");
-    results.extend(
-        machines
-            .iter()
-            .map(|r| (r.name.to_string(), Err(anyhow::anyhow!(msg.clone())))),
-    );
+    let hint = crate::report::hint_for(err);
+    results.extend(machines.iter().map(|r| {
+        let e = match &hint {
+            Some(h) => anyhow::Error::new(crate::report::Hinted::new(msg.clone(), h.clone())),
+            None => anyhow::anyhow!(msg.clone()),
+        };
+        (r.name.to_string(), Err(e))
+    }));
 }
 
 /// After StartInstances: wait for it to run and get its address; if the daemon's endpoint is

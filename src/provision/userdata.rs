@@ -1,6 +1,8 @@
 //! The cloud-init user data a create sends: our cloud-config (the client's authorised key and the
 //! pinned host key), combined with the user's own `--user-data` as a MIME multipart so cloud-init
 //! merges the two itself (lists append, the user's values are kept). Gzipped over 16 KiB.
+//! [`check_format`] and [`check_size`] say before anything is made whether the cloud and
+//! cloud-init can take it.
 
 use std::io::Write;
 
@@ -8,6 +10,122 @@ use base64::Engine;
 
 /// Above this size the user data goes gzipped (cloud-init detects gzip itself).
 pub const GZIP_ABOVE: usize = 16 * 1024;
+
+/// EC2's limit on one launch's user data: 16 KiB of the raw bytes (before base64).
+pub const MAX_USER_DATA: usize = 16384;
+
+/// The first lines cloud-init knows (its `INCLUSION_TYPES_MAP`, cloud-init 22.4) and the MIME
+/// type of each, longest first: cloud-init takes the longest match, so `#cloud-config-archive`
+/// is not `#cloud-config`.
+const FORMATS: &[(&str, &str)] = &[
+    ("#cloud-config-archive", "text/cloud-config-archive"),
+    ("#cloud-config-jsonp", "text/cloud-config-jsonp"),
+    ("## template: jinja", "text/jinja2"),
+    ("#cloud-boothook", "text/cloud-boothook"),
+    ("#include-once", "text/x-include-once-url"),
+    ("#part-handler", "text/part-handler"),
+    ("#cloud-config", "text/cloud-config"),
+    ("#include", "text/x-include-url"),
+    ("#!", "text/x-shellscript"),
+];
+
+/// Why user data cannot go to the instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserDataError {
+    #[error("is not text (UTF-8)")]
+    NotText,
+    #[error("is empty")]
+    Empty,
+    #[error("starts with {first_line:?}, which is no user data format cloud-init knows")]
+    UnknownFormat { first_line: String },
+    #[error(
+        "the user data to send is {size} bytes{}, over EC2's limit of {MAX_USER_DATA}",
+        if *gzipped { " even gzipped" } else { "" }
+    )]
+    TooBig { size: usize, gzipped: bool },
+}
+
+impl UserDataError {
+    pub fn hint(&self) -> String {
+        match self {
+            UserDataError::NotText => {
+                "give the user data as text (docker-euca gzips it itself when it is large)".into()
+            }
+            UserDataError::Empty => {
+                "leave out --user-data, or start the file with #cloud-config".into()
+            }
+            UserDataError::UnknownFormat { .. } => format!(
+                "start the file with one of {}, or make it a MIME multipart (MIME-Version: 1.0, Content-Type: multipart/mixed)",
+                FORMATS
+                    .iter()
+                    .rev()
+                    .map(|(first, _)| *first)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            UserDataError::TooBig { .. } => {
+                "shorten --user-data, or let it fetch the rest (#include URL, or a script that downloads it)".into()
+            }
+        }
+    }
+}
+
+/// The MIME type of a known first line, matched as cloud-init does (leading whitespace
+/// skipped, case ignored).
+fn known_format(text: &str) -> Option<&'static str> {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(32)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    FORMATS
+        .iter()
+        .find(|(first, _)| head.starts_with(*first))
+        .map(|(_, mime)| *mime)
+}
+
+/// A MIME message (a multipart, usually): it starts with a header and names its MIME version
+/// early, which is how cloud-init tells one (`mime-version:` in the first 4096 bytes).
+fn is_mime(text: &str) -> bool {
+    let head = text.trim_start().as_bytes();
+    let head = head[..head.len().min(4096)].to_ascii_lowercase();
+    let starts_with_a_header =
+        head.starts_with(b"content-type:") || head.starts_with(b"mime-version:");
+    starts_with_a_header && head.windows(13).any(|w| w == b"mime-version:")
+}
+
+/// The user's own `--user-data`, checked before anything is made: text, in a format cloud-init
+/// knows (one of its first lines, or a MIME message). Returns it as text.
+pub fn check_format(data: Vec<u8>) -> Result<String, UserDataError> {
+    let text = String::from_utf8(data).map_err(|_| UserDataError::NotText)?;
+    if text.trim().is_empty() {
+        return Err(UserDataError::Empty);
+    }
+    if known_format(&text).is_none() && !is_mime(&text) {
+        let first_line: String = text
+            .trim_start()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(40)
+            .collect();
+        return Err(UserDataError::UnknownFormat { first_line });
+    }
+    Ok(text)
+}
+
+/// The whole user data a launch sends (raw bytes, maybe gzipped) fits EC2's limit.
+pub fn check_size(payload: &[u8]) -> Result<(), UserDataError> {
+    if payload.len() <= MAX_USER_DATA {
+        return Ok(());
+    }
+    Err(UserDataError::TooBig {
+        size: payload.len(),
+        gzipped: payload.starts_with(&[0x1f, 0x8b]),
+    })
+}
 
 /// What our part of the cloud-config says.
 #[derive(Debug, Clone, Default)]
@@ -61,18 +179,7 @@ fn our_cloud_config(cfg: &OurConfig) -> String {
 
 /// The MIME type cloud-init expects for a user-data part, from its first line.
 fn part_type(data: &str) -> &'static str {
-    let first = data.lines().next().unwrap_or_default();
-    if first.starts_with("#cloud-config") {
-        "text/cloud-config"
-    } else if first.starts_with("#!") {
-        "text/x-shellscript"
-    } else if first.starts_with("#cloud-boothook") {
-        "text/cloud-boothook"
-    } else if first.starts_with("#include") {
-        "text/x-include-url"
-    } else {
-        "text/plain"
-    }
+    known_format(data).unwrap_or("text/plain")
 }
 
 /// The complete user data, raw bytes (maybe gzipped).
@@ -87,6 +194,12 @@ pub fn build(cfg: &OurConfig, user: Option<&str>) -> Vec<u8> {
             );
             // The user's part first, so that with `no_replace` their values win.
             for (name, body) in [("user-data", user), ("docker-euca.cfg", ours.as_str())] {
+                if is_mime(body) {
+                    // A MIME message of the user's own is a part as it is (its headers are
+                    // the part's): cloud-init walks nested multiparts.
+                    out.push_str(&format!("--{boundary}\n{}\n", body.trim_start()));
+                    continue;
+                }
                 out.push_str(&format!(
                     "--{boundary}\nContent-Type: {}; charset=\"utf-8\"\nMIME-Version: 1.0\n\
                      Content-Disposition: attachment; filename=\"{name}\"\n\n{body}\n",
@@ -162,5 +275,132 @@ mod tests {
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
             .unwrap();
         assert!(text.contains(&"a".repeat(20_000)));
+    }
+
+    /// Bytes that do not compress, the same every run (xorshift).
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_format_cloud_init_knows_is_accepted() {
+        for ok in [
+            "#cloud-config\nruncmd: []\n",
+            "  #Cloud-Config\n{}\n",
+            "#!/bin/sh\necho hi\n",
+            "#include\nhttp://192.0.2.1/more\n",
+            "#include-once\nhttp://192.0.2.1/more\n",
+            "#cloud-boothook\n#!/bin/sh\n",
+            "#part-handler\ndef list_types(): pass\n",
+            "#cloud-config-archive\n- type: text/cloud-config\n",
+            "#cloud-config-jsonp\n[]\n",
+            "## template: jinja\n#cloud-config\n",
+            "Content-Type: multipart/mixed; boundary=\"b\"\nMIME-Version: 1.0\n\n--b\nContent-Type: text/x-shellscript\n\n#!/bin/sh\n--b--\n",
+            "MIME-Version: 1.0\nContent-Type: text/cloud-config\n\nruncmd: []\n",
+        ] {
+            assert_eq!(check_format(ok.into()).as_deref(), Ok(ok), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_accepted_first_lines() {
+        let err = check_format(b"runcmd:\n  - echo hi\n".to_vec()).unwrap_err();
+        assert_eq!(
+            err,
+            UserDataError::UnknownFormat {
+                first_line: "runcmd:".into()
+            }
+        );
+        let hint = err.hint();
+        for first in [
+            "#cloud-config",
+            "#!",
+            "#include",
+            "#cloud-boothook",
+            "MIME-Version",
+        ] {
+            assert!(hint.contains(first), "{hint}");
+        }
+        assert_eq!(
+            check_format(b"hello\n".to_vec()),
+            Err(UserDataError::UnknownFormat {
+                first_line: "hello".into()
+            })
+        );
+        assert_eq!(check_format(b"\n \n".to_vec()), Err(UserDataError::Empty));
+        assert_eq!(
+            check_format(vec![0x1f, 0x8b, 0x08, 0x00, 0xff]),
+            Err(UserDataError::NotText)
+        );
+    }
+
+    #[test]
+    fn part_types_follow_cloud_inits_longest_match() {
+        assert_eq!(
+            part_type("#cloud-config-archive\n- x\n"),
+            "text/cloud-config-archive"
+        );
+        assert_eq!(
+            part_type("#include-once\nhttp://x/\n"),
+            "text/x-include-once-url"
+        );
+        assert_eq!(part_type("#cloud-config\n"), "text/cloud-config");
+        assert_eq!(part_type("plain\n"), "text/plain");
+    }
+
+    #[test]
+    fn a_users_multipart_is_a_part_as_it_is() {
+        let user = "Content-Type: multipart/mixed; boundary=\"inner\"\nMIME-Version: 1.0\n\n--inner\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n--inner--\n";
+        let text = String::from_utf8(build(&cfg(), Some(user))).unwrap();
+        let outer = text.lines().next().unwrap();
+        assert!(
+            outer.starts_with("Content-Type: multipart/mixed; boundary=\"==docker-euca-"),
+            "{outer}"
+        );
+        assert!(text.contains(&format!("\n{user}")), "{text}");
+        assert!(!text.contains("text/plain"), "{text}");
+    }
+
+    #[test]
+    fn the_limit_is_on_the_raw_bytes_and_says_when_gzip_did_not_help() {
+        assert_eq!(check_size(&b"a".repeat(MAX_USER_DATA)), Ok(()));
+        let err = check_size(&b"a".repeat(MAX_USER_DATA + 1)).unwrap_err();
+        assert_eq!(
+            err,
+            UserDataError::TooBig {
+                size: MAX_USER_DATA + 1,
+                gzipped: false
+            }
+        );
+        // Random text after a #cloud-config line: gzip cannot bring 40 KB under the limit.
+        let big = format!(
+            "#cloud-config\nwrite_files:\n  - path: /x\n    content: {}\n",
+            to_base64(&noise(30_000))
+        );
+        let big = check_format(big.into_bytes()).unwrap();
+        let err = check_size(&build(&cfg(), Some(&big))).unwrap_err();
+        assert!(
+            matches!(err, UserDataError::TooBig { gzipped: true, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("even gzipped") && message.contains("16384"),
+            "{message}"
+        );
+        // As much text that repeats itself gzips well under it.
+        let small = format!(
+            "#cloud-config\nwrite_files:\n  - path: /x\n    content: {}\n",
+            "a".repeat(40_000)
+        );
+        assert_eq!(check_size(&build(&cfg(), Some(&small))), Ok(()));
     }
 }

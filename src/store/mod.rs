@@ -62,7 +62,9 @@ impl StoreError {
                 "inspect or restore {} by hand; `docker euca rm -f NAME` forgets it",
                 path.display()
             )),
-            StoreError::Io { .. } => None,
+            StoreError::Io { .. } => Some(
+                "check that DOCKER_CONFIG (docker's --config) is a directory you can write".into(),
+            ),
         }
     }
 }

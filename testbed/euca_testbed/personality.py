@@ -50,6 +50,24 @@ MOTO_AUTH = (
     "SignedHeaders=host, Signature=" + "0" * 64
 )
 RESET = object()  # an EC2 "answer" that is none: the connection is reset instead (fault --lose-answer --reset)
+USER_DATA_LIMIT = 16384  # bytes of the raw (base64-decoded) user data of one launch, as EC2 documents
+# Eucalyptus 4.4's instance types (its VmTypes); moto takes any type, Eucalyptus refuses the others
+INSTANCE_TYPES = frozenset(
+    """
+    t1.micro t2.nano t2.micro t2.small t2.medium t2.large
+    m1.small m1.medium m1.large m1.xlarge
+    c1.medium c1.xlarge
+    m2.xlarge m2.2xlarge m2.4xlarge
+    m3.medium m3.large m3.xlarge m3.2xlarge
+    m4.large m4.xlarge m4.2xlarge m4.4xlarge m4.10xlarge
+    c3.large c3.xlarge c3.2xlarge c3.4xlarge c3.8xlarge
+    c4.large c4.xlarge c4.2xlarge c4.4xlarge c4.8xlarge
+    r3.large r3.xlarge r3.2xlarge r3.4xlarge r3.8xlarge
+    i2.xlarge i2.2xlarge i2.4xlarge i2.8xlarge
+    d2.xlarge d2.2xlarge d2.4xlarge d2.8xlarge
+    cc1.4xlarge cc2.8xlarge cg1.4xlarge cr1.8xlarge hi1.4xlarge hs1.8xlarge
+    """.split()
+)
 
 
 def new_access_key():
@@ -314,6 +332,21 @@ class ClientTokens:
             self._launched[(account, token)] = {"reservation_id": reservation_id, "instance_ids": list(instance_ids)}
 
 
+def _client_gone(req):
+    """Whether the client closed its connection (it timed out and gave up on the request)."""
+    import select
+    import socket
+
+    conn = req.connection
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        if not readable:
+            return False
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def _rsa_bits(key_text):
     """Bits of an OpenSSH `ssh-rsa` public key, None for anything else."""
     parts = key_text.strip().split()
@@ -332,6 +365,14 @@ def _rsa_bits(key_text):
         return int.from_bytes(fields[2], "big").bit_length()
     except Exception:
         return None
+
+
+def _user_data_size(raw):
+    """Bytes of a launch's user data once base64-decoded (what EC2's limit counts)."""
+    try:
+        return len(base64.b64decode(raw, validate=True))
+    except ValueError:  # binascii.Error: not base64; count it as it came
+        return len(raw.encode())
 
 
 def instance_not_found(instance_ids, rid=None):
@@ -390,6 +431,11 @@ class Personality:
         if fault:
             if fault.get("delay_ms"):
                 time.sleep(fault["delay_ms"] / 1000.0)
+                if _client_gone(req):
+                    # A request held up on the way: the client gave up on it, so it never
+                    # arrives (a call applied with its answer lost is --lose-answer's job).
+                    log.info("fault: %s by %s delayed past the client's patience; dropped", action, ak)
+                    return 504, ec2xml.error("RequestTimeout", "the client went away", rid)
             failed = self._fault_answer(fault, rid)
             if failed:
                 return failed
@@ -525,6 +571,11 @@ class Personality:
         if subnet and (subnet != self.subnet_id or account != DEFAULT_ACCOUNT):
             # the testbed's VPC and subnet are the first account's; other accounts have none
             return 400, ec2xml.error("InvalidSubnetID.NotFound", f"The subnet ID '{subnet}' does not exist", rid)
+        itype = params.get("InstanceType")
+        if itype is not None and itype not in INSTANCE_TYPES:
+            return 400, ec2xml.error("InvalidParameterValue", f"Invalid value '{itype}' for InstanceType.", rid)
+        if _user_data_size(params.get("UserData", "")) > USER_DATA_LIMIT:
+            return 400, ec2xml.error("InvalidParameterValue", f"User data is limited to {USER_DATA_LIMIT} bytes", rid)
         token = params.get("ClientToken")
         launched = self.tokens.get(account, token) if token else None
         if launched:

@@ -338,7 +338,7 @@ fn bad_input_fails_clearly_and_creates_nothing() {
                 "--endpoint",
                 "http://127.0.0.1:9/services/compute/",
             ],
-            "cannot reach the EC2 endpoint",
+            "no answer from the EC2 endpoint",
         ),
         (
             vec![

@@ -123,6 +123,13 @@ fn hooked(home: &DockerHome, user: &User, mode: Mode, step: &str, args: &[&str])
     run(&mut cmd)
 }
 
+/// A fresh user with short testbed delays: the matrix is about steps, not about waiting.
+fn quick_user() -> User {
+    let user = User::new();
+    user.config(&["--boot-delay", "0.3", "--public-ip-delay", "0.3"]);
+    user
+}
+
 fn rm_ok(home: &DockerHome, user: &User, name: &str) {
     let out = run(&mut euca(home, user, &["rm", "-y", name]));
     assert!(
@@ -136,7 +143,7 @@ fn rm_ok(home: &DockerHome, user: &User, name: &str) {
 /// late to stop the create). Nothing may be left.
 fn create_interrupted(step: &str, mode: Mode, extra: &[&str]) {
     let home = DockerHome::new();
-    let user = User::new();
+    let user = quick_user();
     let name = unique("km");
     let mut args = vec![
         "create",
@@ -176,7 +183,7 @@ fn create_interrupted(step: &str, mode: Mode, extra: &[&str]) {
 /// again must bring it back with a working context, and `rm` leaves nothing.
 fn start_interrupted(step: &str, mode: Mode) {
     let home = DockerHome::new();
-    let user = User::new();
+    let user = quick_user();
     let name = unique("ks");
     create_ok(&home, &user, &name, &["-q"]);
     let out = run(&mut euca(&home, &user, &["stop", &name]));
@@ -202,7 +209,7 @@ fn start_interrupted(step: &str, mode: Mode) {
 /// `rm` stopped at `step`; `rm` again finishes the job.
 fn rm_interrupted(step: &str, mode: Mode) {
     let home = DockerHome::new();
-    let user = User::new();
+    let user = quick_user();
     let name = unique("kr");
     create_ok(&home, &user, &name, &["-q"]);
     let out = hooked(&home, &user, mode, step, &["rm", "-y", &name]);

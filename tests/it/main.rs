@@ -3,11 +3,14 @@
 //! dockerd, openssl, and (from the testbed issues on) the local Eucalyptus testbed.
 
 mod after_down;
+mod bad_input;
 mod bench_ls;
+mod concurrency;
 mod contexts;
 mod create_rm;
 mod credentials;
 mod engine_install;
+mod fault_matrix;
 mod hardening;
 mod kill_matrix;
 mod lifecycle;
@@ -15,6 +18,8 @@ mod mtls;
 mod ownership;
 mod plugin_protocol;
 mod provision_flow;
+mod prune;
+mod secrets_scan;
 mod store_concurrency;
 mod support;
 mod testbed_itself;

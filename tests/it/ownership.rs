@@ -277,7 +277,7 @@ fn a_default_create_authorises_only_this_machine() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
-/// A launch refused (a mistyped zone) while other instances exist: the rollback must not depend
+/// A launch refused (an instance type the cloud does not offer) while other instances exist: the rollback must not depend
 /// on a `client-token` filter the cloud lacks, and leaves nothing.
 #[test]
 fn a_create_failing_at_launch_while_others_run_leaves_nothing() {
@@ -304,8 +304,10 @@ fn a_create_failing_at_launch_while_others_run_leaves_nothing() {
             &name,
             "--image",
             &env()["EUCA_TESTBED_IMAGE"],
-            "--zone",
-            "no-such-zone",
+            // A mistyped --zone is now refused before anything is made (bad_input.rs); an
+            // instance type only the cloud can refuse fails the launch itself.
+            "--instance-type",
+            "no.such-type",
         ],
     ));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
@@ -315,7 +317,7 @@ fn a_create_failing_at_launch_while_others_run_leaves_nothing() {
         .map(str::to_string)
         .unwrap_or_default();
     assert!(
-        error.contains("RunInstances") && error.contains("no-such-zone"),
+        error.contains("RunInstances") && error.contains("no.such-type"),
         "{}",
         text(&out)
     );
