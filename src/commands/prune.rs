@@ -78,6 +78,9 @@ pub async fn run(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<()> {
             eprintln!("hint: {hint}");
         }
     }
+    for context in &pruned.contexts {
+        println!("context {context} (its instance was pruned)");
+    }
     println!("pruned {}", Counts::of(&pruned.removed));
     if !pruned.failed.is_empty() {
         bail!(Hinted::new(

@@ -131,6 +131,7 @@ pub async fn create(
         progress: Progress::new(opts.quiet),
         allow_cidrs,
         allowed: Vec::new(),
+        unanswered_launch: None,
     };
     let outcome = tokio::select! {
         r = job.run() => r,
@@ -421,6 +422,9 @@ struct Job<'a> {
     allow_cidrs: Vec<String>,
     /// The CIDRs the machine's own group admits so far.
     allowed: Vec<String>,
+    /// A RunInstances sent but not answered (lost, or the create was cancelled meanwhile): the
+    /// rollback sends it once more to learn what it made.
+    unanswered_launch: Option<LaunchSpec>,
 }
 
 impl Job<'_> {
@@ -679,19 +683,32 @@ impl Job<'_> {
         ));
         let spec = self.launch_spec(keys, group);
         self.journal(|r| r.cloud.client_token = Some(spec.client_token.clone()))?;
+        self.unanswered_launch = Some(spec.clone());
         crash::point("launch-intent");
         let id = match self.ec2.run_instance(&spec).await {
             Ok(id) => id,
             Err(e) if e.is_refusal() => {
+                self.unanswered_launch = None;
                 self.journal(|r| r.cloud.client_token = None)?;
                 return Err(e.into());
             }
             Err(e) => {
                 tracing::debug!("RunInstances answer lost ({e}); sending it again");
-                self.ec2.run_instance(&spec).await?
+                match self.ec2.run_instance(&spec).await {
+                    Ok(id) => id,
+                    // Refused with the same token: the first call made nothing either (it
+                    // would have been answered with its reservation).
+                    Err(again) if again.is_refusal() => {
+                        self.unanswered_launch = None;
+                        self.journal(|r| r.cloud.client_token = None)?;
+                        return Err(again.into());
+                    }
+                    Err(again) => return Err(again.into()),
+                }
             }
         };
         self.journal(|r| r.cloud.instance_id = Some(id.clone()))?;
+        self.unanswered_launch = None;
         crash::point("launch");
         Ok(id)
     }
@@ -829,9 +846,33 @@ impl Job<'_> {
 
     /// Removes what the failed create made (see [`teardown`]), then the context and the
     /// record. A failure here is a warning; the create's own error stays the one returned.
+    /// A RunInstances sent but never answered (its answer lost twice, or the create cancelled
+    /// while it was on its way): asked once more with the same client token, so that EC2's
+    /// idempotency says what it made (an instance, then terminated; or a refusal: nothing). A
+    /// look-up alone could run before the cloud applies the first call. Until that is known
+    /// nothing may go: the group may hold an instance that no answer has named yet.
+    async fn settle_lost_launch(&mut self) -> anyhow::Result<()> {
+        let Some(spec) = self.unanswered_launch.take() else {
+            return Ok(());
+        };
+        match self.ec2.run_instance(&spec).await {
+            Ok(id) => self.journal(|r| r.cloud.instance_id = Some(id)),
+            Err(e) if e.is_refusal() => self.journal(|r| r.cloud.client_token = None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn roll_back(&mut self) {
-        let name = &self.opts.name;
+        let name = self.opts.name.clone();
+        let name = &name;
         self.progress.note(format!("rolling back {name}…"));
+        if let Err(lost) = self.settle_lost_launch().await {
+            self.progress.note(format!(
+                "warning: the cloud never answered RunInstances and cannot be asked now ({lost:#}); \
+                 the record is kept: `docker euca rm {name}` finds what the launch made"
+            ));
+            return;
+        }
         if let Err(cleanup) =
             teardown::teardown(&self.ec2, &self.store, name, &mut self.progress).await
         {

@@ -395,6 +395,8 @@ pub enum Skip {
 #[derive(Debug, Default)]
 pub struct Pruned {
     pub removed: Vec<Orphan>,
+    /// Docker contexts docker-euca wrote for a pruned instance (their record is gone too).
+    pub contexts: Vec<String>,
     pub skipped: Vec<(Orphan, Skip)>,
     pub failed: Vec<(Orphan, anyhow::Error)>,
 }
@@ -540,7 +542,37 @@ pub async fn prune(
         }
     }
     progress.finish_stage();
+    done.contexts = remove_contexts_of(docker_config, &done.removed)?;
     Ok(done)
+}
+
+/// Removes the docker contexts docker-euca wrote for instances that were pruned: their
+/// description names the instance (`docker-euca: i-… on ENDPOINT`), and no record holds them.
+fn remove_contexts_of(docker_config: &Path, removed: &[Orphan]) -> anyhow::Result<Vec<String>> {
+    let ids: Vec<&str> = removed
+        .iter()
+        .filter(|o| matches!(o, Orphan::Instance { .. }))
+        .map(Orphan::id)
+        .collect();
+    let held: HashSet<String> = Store::new(docker_config)
+        .list()?
+        .into_iter()
+        .filter_map(|(_, r)| r.ok().map(|r| r.context_name()))
+        .collect();
+    let mut gone = Vec::new();
+    for meta in crate::context::ContextStore::new(docker_config).list()? {
+        let names_pruned = ids.iter().any(|id| {
+            meta.description.starts_with(&format!(
+                "{}{id} on ",
+                super::teardown::CONTEXT_DESCRIPTION_PREFIX_SPACED
+            ))
+        });
+        if names_pruned && !held.contains(&meta.name) {
+            super::teardown::remove_context(docker_config, Some(&meta.name))?;
+            gone.push(meta.name.clone());
+        }
+    }
+    Ok(gone)
 }
 
 /// The id of an instance that could not be terminated (`alive`) and that `uses` what is about

@@ -241,7 +241,8 @@ pub fn write_context(
     use_it: bool,
 ) -> anyhow::Result<()> {
     let description = format!(
-        "docker-euca: {} on {}",
+        "{}{} on {}",
+        super::teardown::CONTEXT_DESCRIPTION_PREFIX_SPACED,
         record.cloud.instance_id.as_deref().unwrap_or("?"),
         record.cloud.endpoint.as_deref().unwrap_or("?")
     );

@@ -23,6 +23,8 @@ use crate::{
 
 /// Descriptions of the contexts docker-euca writes start with this; others are never removed.
 pub const CONTEXT_DESCRIPTION_PREFIX: &str = "docker-euca:";
+/// The whole head of such a description, before the instance id (`docker-euca: i-… on URL`).
+pub const CONTEXT_DESCRIPTION_PREFIX_SPACED: &str = "docker-euca: ";
 
 /// How long a group may stay "in use" by a terminating instance before we give up.
 const GROUP_RELEASE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -121,12 +123,14 @@ pub async fn teardown(
                 forget_group(store, name)?;
             }
             Step::RecoverGroup(group) => {
-                if let Some(found) = ec2.find_security_group(&group).await? {
-                    delete_group_proved(ec2, &owner, &found.id, Some(&group), progress).await?;
-                }
+                let id = settle_group(ec2, &record.cloud, &group).await?;
+                delete_group_proved(ec2, &owner, &id, Some(&group), progress).await?;
                 forget_group(store, name)?;
             }
             Step::DeleteKeyPair(key) => {
+                if record.cloud.key_pair_intent.as_deref() == Some(key.as_str()) {
+                    settle_key_pair(ec2, &record, &key).await?;
+                }
                 progress.stage(format!("deleting key pair {key}"));
                 ec2.delete_key_pair(&key).await?;
                 store.update(name, |r| {
@@ -138,6 +142,55 @@ pub async fn teardown(
     }
     progress.finish_stage();
     Ok(())
+}
+
+/// A CreateSecurityGroup sent under this unique name but never answered may still be applied
+/// after a look-up: so the group is made again under the same name. Either that call makes it,
+/// or `Duplicate` says the first one did (the name is ours alone); both ways it now exists and
+/// has an id to delete, and a late first call can only meet `Duplicate`.
+async fn settle_group(ec2: &Ec2, cloud: &CloudRecord, group: &str) -> anyhow::Result<String> {
+    let vpc = match &cloud.subnet_id {
+        Some(subnet) => ec2.subnet_vpc(subnet).await?,
+        None => None,
+    };
+    match ec2
+        .create_security_group(
+            group,
+            "docker-euca: settling an unanswered create",
+            vpc.as_deref(),
+        )
+        .await
+    {
+        Ok(id) => Ok(id),
+        Err(e) if e.code() == Some("InvalidGroup.Duplicate") => Ok(ec2
+            .find_security_group(group)
+            .await?
+            .map(|g| g.id)
+            .ok_or(e)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The same for an ImportKeyPair never answered: imported again from the public key the create
+/// wrote beside the private one (then deleted, whichever call made it).
+async fn settle_key_pair(
+    ec2: &Ec2,
+    record: &crate::store::MachineRecord,
+    key: &str,
+) -> anyhow::Result<()> {
+    let Some(public) = record
+        .ssh
+        .key_path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(format!("{p}.pub")).ok())
+    else {
+        return Ok(());
+    };
+    match ec2.import_key_pair(key, public.trim()).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some("InvalidKeyPair.Duplicate") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn forget_instance(store: &Store, name: &MachineName) -> Result<(), StoreError> {

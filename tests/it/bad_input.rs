@@ -698,6 +698,12 @@ fn bad_input_is_refused_in_one_clear_line_and_changes_nothing() {
                     let mut failed = Vec::new();
                     while let Some(case) = CASES.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let problems = run_case(case, dir);
+                        println!(
+                            "BAD-INPUT command={} passed={} case={:?}",
+                            case.args.first().copied().unwrap_or("-"),
+                            problems.is_empty(),
+                            describe(case)
+                        );
                         if !problems.is_empty() {
                             failed.push(format!(
                                 "{}:\n  {}",

@@ -101,24 +101,38 @@ fn report(command: &str, action: &str, fault: Fault, scope: Scope, outcome: &str
     );
 }
 
+/// The create flags that make it send `action` (most actions every create sends).
+fn flags_sending(action: &str) -> Vec<String> {
+    let flags: Vec<&str> = match action {
+        "ImportKeyPair" | "DeleteKeyPair" => vec!["--import-keypair"],
+        "DescribeAvailabilityZones" => vec!["--zone", &env()["EUCA_TESTBED_ZONE"]],
+        "DescribeSubnets" => vec![
+            "--subnet",
+            &env()["EUCA_TESTBED_SUBNET"],
+            "--use-private-address",
+        ],
+        "GetConsoleOutput" => vec!["--no-cloud-init", "--import-keypair"],
+        _ => vec![],
+    };
+    flags.into_iter().map(str::to_string).collect()
+}
+
 /// `create` under the fault; then, with the fault gone, `rm` finishes the job.
 fn create_under(action: &str, fault: Fault, scope: Scope) {
     let home = DockerHome::new();
     let user = quick_user();
     let name = unique("fm");
     inject(&user, action, fault, scope);
-    let out = euca_under(
-        &home,
-        &user,
-        fault,
-        &[
-            "create",
-            "-q",
-            &name,
-            "--image",
-            &env()["EUCA_TESTBED_IMAGE"],
-        ],
-    );
+    let extra = flags_sending(action);
+    let mut args = vec![
+        "create",
+        "-q",
+        &name,
+        "--image",
+        &env()["EUCA_TESTBED_IMAGE"],
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let out = euca_under(&home, &user, fault, &args);
     let label = format!("create {action} {fault:?} {scope:?}");
     let outcome = check_outcome(&label, action, scope, &out);
     clear(&user);
@@ -197,7 +211,10 @@ fn rm_under(action: &str, fault: Fault, scope: Scope) {
     let home = DockerHome::new();
     let user = quick_user();
     let name = unique("fr");
-    create_ok(&home, &user, &name, &["-q"]);
+    let extra = flags_sending(action);
+    let mut args = vec!["-q"];
+    args.extend(extra.iter().map(String::as_str));
+    create_ok(&home, &user, &name, &args);
     inject(&user, action, fault, scope);
     let out = euca_under(&home, &user, fault, &["rm", "-y", &name]);
     let label = format!("rm {action} {fault:?} {scope:?}");
@@ -233,6 +250,10 @@ all_faults!(create_under,
     create_run_instances: "RunInstances";
     create_create_tags: "CreateTags";
     create_describe_instances: "DescribeInstances";
+    create_import_key_pair: "ImportKeyPair";
+    create_describe_availability_zones: "DescribeAvailabilityZones";
+    create_describe_subnets: "DescribeSubnets";
+    create_get_console_output: "GetConsoleOutput";
 );
 
 all_faults!(rm_under,
@@ -240,6 +261,7 @@ all_faults!(rm_under,
     rm_terminate_instances: "TerminateInstances";
     rm_describe_security_groups: "DescribeSecurityGroups";
     rm_delete_security_group: "DeleteSecurityGroup";
+    rm_delete_key_pair: "DeleteKeyPair";
 );
 
 #[test]
@@ -266,4 +288,93 @@ fn start_start_instances() {
 #[test]
 fn start_describe_instances() {
     command_under(&["start"], "DescribeInstances", Some("stop"), Some("start"));
+}
+
+/// The VM side. SSH that refuses connections: the create fails in one line naming the port
+/// and what the security group admits, and rolls back. (A host key mismatch and a daemon that
+/// cannot start are in provision_flow.rs.)
+#[test]
+fn ssh_refusing_connections_fails_clearly_and_rolls_back() {
+    let home = DockerHome::new();
+    let user = quick_user();
+    let name = unique("fs");
+    let image = env()["EUCA_TESTBED_IMAGE"].clone();
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &[
+            "create",
+            &name,
+            "--image",
+            &image,
+            "--ssh-port",
+            "2222",
+            "--stage-timeout",
+            "6",
+        ],
+    ));
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("docker euca: "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("port 2222") && line.contains("did not open"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: ") && err.contains("--allow-cidr"),
+        "{err}"
+    );
+    assert!(err.contains("rolled back"), "{err}");
+    assert_nothing_left(&user, &name);
+    println!(
+        "FAULT-MATRIX command=create action=SSH fault=Refused scope=Every outcome=\"failed clearly\" leaked=0"
+    );
+}
+
+/// cloud-init reporting an error (a failing runcmd) while the engine is present: private
+/// clouds without a mirror do exactly that; the create carries on and the machine works.
+#[test]
+fn cloud_init_reporting_an_error_with_the_engine_present_still_creates() {
+    let home = DockerHome::new();
+    let user = quick_user();
+    let name = unique("fe");
+    let user_data = home.path().join("failing.yaml");
+    std::fs::write(
+        &user_data,
+        "#cloud-config\nruncmd:\n  - [sh, -c, 'exit 3']\n",
+    )
+    .unwrap();
+    create_ok(
+        &home,
+        &user,
+        &name,
+        &["-q", "--user-data", user_data.to_str().unwrap()],
+    );
+    let id = crate::support::testbed::record(&home, &name)
+        .cloud
+        .instance_id
+        .unwrap();
+    let status = crate::support::testbed::testbed(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "cloud-init status || true",
+    ]);
+    assert!(
+        status.contains("error"),
+        "cloud-init must have reported the error: {status}"
+    );
+    println!(
+        "FAULT-MATRIX command=create action=cloud-init fault=Error scope=Every outcome=\"succeeded\" leaked=0"
+    );
+    let out = run(home.docker().args(["--context", &name, "version"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_nothing_left(&user, &name);
 }

@@ -105,6 +105,18 @@ fn prune_removes_what_a_lost_record_left_and_keeps_the_healthy_machine() {
     assert!(group_exists(&me, &lost_group));
     assert!(key_pair_exists(&me, &lost_key));
 
+    let contexts = || {
+        stdout(&run(home.docker().args([
+            "context",
+            "ls",
+            "--format",
+            "{{.Name}}",
+        ])))
+    };
+    assert!(
+        contexts().lines().any(|c| c == lost),
+        "the lost machine's context is there"
+    );
     let out = run(&mut euca(&home, &me, &["prune", "-y"]));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -112,6 +124,15 @@ fn prune_removes_what_a_lost_record_left_and_keeps_the_healthy_machine() {
         "{}",
         text(&out)
     );
+    // The context docker-euca wrote for the lost machine goes with it; the healthy one's stays.
+    assert!(
+        stdout(&out).contains(&format!("context {lost} ")),
+        "{}",
+        text(&out)
+    );
+    let left = contexts();
+    assert!(!left.lines().any(|c| c == lost), "{left}");
+    assert!(left.lines().any(|c| c == healthy), "{left}");
     let state = instance_state(&me, &lost_instance);
     assert!(
         state == "terminated" || state == "absent",
@@ -260,4 +281,42 @@ fn prune_without_yes_and_without_a_terminal_refuses() {
         text(&out)
     );
     assert!(!group_exists(&me, &group));
+}
+
+/// A kill-matrix leftover: a create killed (SIGKILL, no rollback) once its instance ran, whose
+/// record was then lost. Prune finds the instance and the group by this store's tags, and
+/// afterwards nothing is left.
+#[test]
+fn prune_removes_what_a_killed_create_left_once_its_record_is_lost() {
+    let home = DockerHome::new();
+    let me = User::new();
+    let name = unique("prune-kill");
+    let mut create = home.euca();
+    create
+        .args([
+            "create",
+            &name,
+            "--image",
+            &crate::support::testbed::env()["EUCA_TESTBED_IMAGE"],
+        ])
+        .env("DOCKER_EUCA_CRASH_AT", "running");
+    me.apply(&mut create);
+    let out = run(&mut create);
+    assert_eq!(
+        out.status.code(),
+        None,
+        "killed at the step: {}",
+        text(&out)
+    );
+    let left = record(&home, &name);
+    assert!(left.cloud.instance_id.is_some() && left.cloud.security_group_id.is_some());
+    std::fs::remove_dir_all(home.path().join("euca/machines").join(&name)).unwrap();
+    let out = run(&mut euca(&home, &me, &["prune", "-y"]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("pruned 1 instances, 1 groups, 0 key pairs"),
+        "{}",
+        text(&out)
+    );
+    assert_nothing_left(&me, &name);
 }
