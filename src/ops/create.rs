@@ -523,7 +523,12 @@ impl Job<'_> {
             .context("RSA key generation stopped")??;
         let path = write_client_key(&self.dir, "id_rsa", &pair)?;
         let key_name = unique_name(&self.opts.name);
-        self.journal(|r| r.cloud.key_pair_intent = Some(key_name.clone()))?;
+        // The key file is journalled with the intent: a rollback imports its public half again
+        // to settle an unanswered ImportKeyPair before deleting the pair.
+        self.journal(|r| {
+            r.cloud.key_pair_intent = Some(key_name.clone());
+            r.ssh.key_path = Some(path.display().to_string());
+        })?;
         crash::point("key-pair-intent");
         self.progress
             .stage(format!("importing key pair {key_name} (RSA-4096)"));
