@@ -57,3 +57,20 @@ impl Ctx {
         ConfigFile::new(&self.docker_config)
     }
 }
+
+/// Asks `question` on the terminal and reads the answer off the async runtime (so that Ctrl-C
+/// cancels at once); whether it was yes. The caller checks first that stdin is a terminal.
+pub async fn confirmed(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map(|_| answer)
+    })
+    .await??;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

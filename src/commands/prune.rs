@@ -1,9 +1,6 @@
 //! `docker euca prune`
 
-use std::{
-    fmt,
-    io::{BufRead, IsTerminal, Write},
-};
+use std::{fmt, io::IsTerminal};
 
 use anyhow::bail;
 use clap::Args;
@@ -114,17 +111,7 @@ async fn confirm(endpoint: &str, total: usize, other_stores: bool) -> anyhow::Re
              other people's machines on this account), whose records prune cannot see"
         );
     }
-    eprint!("Remove these {what} from {endpoint}? [y/N] ");
-    std::io::stderr().flush()?;
-    let answer = tokio::task::spawn_blocking(|| {
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map(|_| answer)
-    })
-    .await??;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+    if !super::confirmed(&format!("Remove these {what} from {endpoint}?")).await? {
         bail!(Hinted::new("nothing pruned", "answer y, or pass -y"));
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! `docker euca rm`
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use anyhow::bail;
 use clap::Args;
@@ -53,18 +53,11 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
                 "add -y to confirm"
             ));
         }
-        eprint!("Remove {list} and everything it has in the cloud? [y/N] ");
-        std::io::stderr().flush()?;
-        // Read off the async runtime, so that Ctrl-C cancels at once.
-        let answer = tokio::task::spawn_blocking(|| {
-            let mut answer = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut answer)
-                .map(|_| answer)
-        })
-        .await??;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !super::confirmed(&format!(
+            "Remove {list} and everything it has in the cloud?"
+        ))
+        .await?
+        {
             bail!(Hinted::new("nothing removed", "answer y, or pass -y"));
         }
     }

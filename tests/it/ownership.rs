@@ -43,8 +43,9 @@ fn a_foreign_group_and_key_pair_survive_a_failed_create() {
         block_on(their_ec2.create_security_group(&theirs, "a colleague's", None)).unwrap();
     let rsa = docker_euca::ssh::keys::KeyPair::generate_rsa(2048, "colleague").unwrap();
     block_on(their_ec2.import_key_pair(&theirs, &rsa.public_openssh())).unwrap();
-    // Our create fails at launch, after making its key pair and group.
-    me.fault("RunInstances", &["--status", "500", "--count", "20"]);
+    // Our create fails at launch (the cloud refuses the instance type), after making its key
+    // pair and group. (A launch whose answer is lost keeps the record for `rm` instead:
+    // fault_matrix.rs.)
     let out = run(&mut euca(
         &home,
         &me,
@@ -54,6 +55,8 @@ fn a_foreign_group_and_key_pair_survive_a_failed_create() {
             "--image",
             &env()["EUCA_TESTBED_IMAGE"],
             "--import-keypair",
+            "--instance-type",
+            "no.such-type",
         ],
     ));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
