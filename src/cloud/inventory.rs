@@ -84,28 +84,7 @@ impl Ec2 {
         &self,
         filter: Filter,
     ) -> Result<Vec<InventoryInstance>, CloudError> {
-        let mut found = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .describe_instances()
-                .filters(filter.clone())
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
-            found.extend(
-                out.reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .map(inventory_instance),
-            );
-            match out.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_string()),
-                _ => return Ok(found),
-            }
-        }
+        self.every_instance(Some(filter), inventory_instance).await
     }
 
     /// Every page of a DescribeSecurityGroups with `filter` (a next token is sent only when an

@@ -759,20 +759,35 @@ impl Ec2 {
         &self,
         token: &str,
     ) -> Result<Vec<InstanceInfo>, CloudError> {
+        let all = self.every_instance(None, instance_info).await?;
+        Ok(all
+            .into_iter()
+            .filter(|i| i.client_token.as_deref() == Some(token))
+            .collect())
+    }
+
+    /// Every page of a DescribeInstances (with `filter`, if any), each instance mapped by `map`.
+    async fn every_instance<T>(
+        &self,
+        filter: Option<Filter>,
+        map: fn(&aws_sdk_ec2::types::Instance) -> T,
+    ) -> Result<Vec<T>, CloudError> {
         let mut found = Vec::new();
         let mut next: Option<String> = None;
         loop {
             let out = self
                 .client
                 .describe_instances()
+                .set_filters(filter.clone().map(|f| vec![f]))
                 .set_next_token(next.take())
                 .send()
                 .await
                 .map_err(|e| from_sdk("DescribeInstances", &self.endpoint, e))?;
             found.extend(
-                instance_infos(&out)
-                    .into_iter()
-                    .filter(|i| i.client_token.as_deref() == Some(token)),
+                out.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .map(map),
             );
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_string()),
@@ -807,23 +822,27 @@ fn instance_infos(
     out.reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .map(|i| InstanceInfo {
-            id: i.instance_id().unwrap_or_default().to_string(),
-            state: i
-                .state()
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_string())
-                .unwrap_or_default(),
-            private_ip: i.private_ip_address().map(str::to_string),
-            public_ip: i.public_ip_address().map(str::to_string),
-            state_reason: i
-                .state_reason()
-                .and_then(|r| r.message())
-                .map(str::to_string),
-            tags: tag_pairs(i.tags()),
-            client_token: i.client_token().map(str::to_string),
-        })
+        .map(instance_info)
         .collect()
+}
+
+fn instance_info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
+    InstanceInfo {
+        id: i.instance_id().unwrap_or_default().to_string(),
+        state: i
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default(),
+        private_ip: i.private_ip_address().map(str::to_string),
+        public_ip: i.public_ip_address().map(str::to_string),
+        state_reason: i
+            .state_reason()
+            .and_then(|r| r.message())
+            .map(str::to_string),
+        tags: tag_pairs(i.tags()),
+        client_token: i.client_token().map(str::to_string),
+    }
 }
 
 #[cfg(test)]

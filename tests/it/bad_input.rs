@@ -16,7 +16,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     io::Write,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     sync::atomic::{AtomicUsize, Ordering},
 };
 
@@ -30,7 +30,7 @@ use docker_euca::{
 use sha2::{Digest, Sha256};
 
 use crate::support::{
-    DockerHome,
+    DockerHome, run_with_input,
     testbed::{User, block_on, env, groups_named_for, testbed, unique},
     text,
 };
@@ -738,7 +738,7 @@ fn run_case(case: &Case, files: &Path) -> Vec<String> {
     let vars = placeholders(&user, &home, files);
     let before = snapshot(home.path());
     let input = case.stdin.map(|s| fill(s, &vars)).unwrap_or_default();
-    let out = run(&mut command(case, &user, &home, &vars), &input);
+    let out = run_with_input(&mut command(case, &user, &home, &vars), input.as_bytes());
     let mut problems = check_output(case, &out);
     problems.extend(check_store(&before, &snapshot(home.path())));
     problems.extend(check_cloud(case, &user, &vars));
@@ -921,23 +921,6 @@ fn command(
         cmd.env(key, fill(value, vars));
     }
     cmd
-}
-
-/// Runs `cmd` with `input` on a pipe (never a terminal), collecting both streams.
-fn run(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    // A command that exits without reading its input closes the pipe: that is not a failure.
-    let _ = child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input.as_bytes());
-    child.wait_with_output().expect("wait for the command")
 }
 
 /// The exit code and the first lines, by the rule of the case's kind.
