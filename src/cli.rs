@@ -39,6 +39,8 @@ pub enum Command {
     /// Remove machines and everything they have in the cloud
     #[command(visible_alias = "remove")]
     Rm(commands::rm::RmArgs),
+    /// Take over docker-machine hosts (amazonec2, eucalyptus): keyring, pinned host key, context
+    ImportMachine(commands::import::ImportArgs),
     /// Remove what docker-euca made in the cloud that no machine record accounts for any more
     Prune(commands::prune::PruneArgs),
     /// List machines (one cloud call per endpoint)
@@ -131,8 +133,8 @@ pub fn main(invocation: Invocation) -> ExitCode {
         let cancel = CancellationToken::new();
         plugin::cancel::watch(cancel.clone());
         let ctx = Ctx::new(globals, debug, cancel.clone());
-        if matches!(cli.command, Command::Create(_)) {
-            // create watches the token itself, so that it can roll back before it returns.
+        if matches!(cli.command, Command::Create(_) | Command::ImportMachine(_)) {
+            // These watch the token themselves, so that they can roll back before returning.
             return dispatch(&ctx, cli.command).await;
         }
         tokio::select! {
@@ -153,6 +155,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Create(args) => commands::create::run(ctx, *args).await,
         Command::Rm(args) => commands::rm::run(ctx, args).await,
         Command::Prune(args) => commands::prune::run(ctx, args).await,
+        Command::ImportMachine(args) => commands::import::run(ctx, args).await,
         Command::Ls(args) => commands::ls::run(ctx, args).await,
         Command::Inspect(args) => commands::inspect::inspect(ctx, args),
         Command::Status(args) => commands::inspect::status(ctx, args).await,

@@ -20,6 +20,7 @@ pub mod commands;
 pub mod context;
 pub mod crash;
 pub mod credentials;
+pub mod dmachine;
 pub mod engine;
 pub mod fsutil;
 pub mod names;

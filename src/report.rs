@@ -71,6 +71,9 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
                     .into(),
             );
         }
+        if let Some(e) = cause.downcast_ref::<crate::dmachine::DmError>() {
+            return e.hint();
+        }
         if let Some(e) = cause.downcast_ref::<CredentialsError>() {
             return e.hint();
         }

@@ -47,6 +47,12 @@ pub struct InstanceInfo {
     pub tags: Vec<(String, String)>,
     /// The RunInstances client token it was launched with.
     pub client_token: Option<String>,
+    pub image_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub zone: Option<String>,
+    pub subnet_id: Option<String>,
+    pub key_name: Option<String>,
+    pub security_group_ids: Vec<String>,
 }
 
 /// What DescribeSecurityGroups says about one group.
@@ -501,6 +507,26 @@ impl Ec2 {
         Ok(())
     }
 
+    /// Removes tags (key and value must both match) from resources.
+    pub async fn delete_tags(
+        &self,
+        resource_ids: &[String],
+        tags: &[(&str, &str)],
+    ) -> Result<(), CloudError> {
+        self.client
+            .delete_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| from_sdk("DeleteTags", &self.endpoint, e))?;
+        Ok(())
+    }
+
     /// Describes the given instances in one call (an empty list means "all"). A filter on
     /// `instance-id`, not an id list: with a list, one id the cloud no longer knows fails the
     /// whole call, and every other machine would look gone.
@@ -842,6 +868,19 @@ fn instance_info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
             .map(str::to_string),
         tags: tag_pairs(i.tags()),
         client_token: i.client_token().map(str::to_string),
+        image_id: i.image_id().map(str::to_string),
+        instance_type: i.instance_type().map(|t| t.as_str().to_string()),
+        zone: i
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .map(str::to_string),
+        subnet_id: i.subnet_id().map(str::to_string),
+        key_name: i.key_name().map(str::to_string),
+        security_group_ids: i
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod complete;
 pub mod completion;
 pub mod create;
 pub mod env;
+pub mod import;
 pub mod inspect;
 pub mod login;
 pub mod ls;

@@ -53,7 +53,8 @@ pub fn ownership(store: &Store, name: &MachineName) -> anyhow::Result<Ownership>
     Ok(Ownership::new(name.as_str(), store.id()?))
 }
 
-fn same_endpoint(a: &str, b: &str) -> bool {
+/// Whether two endpoint URLs name the same endpoint (a trailing slash aside).
+pub fn same_endpoint(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 

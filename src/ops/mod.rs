@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod cloud_target;
 pub mod create;
+pub mod import;
 pub mod ingress;
 pub mod login;
 pub mod ls;

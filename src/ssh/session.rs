@@ -237,7 +237,8 @@ impl Session {
             message: e.to_string(),
         })?;
         let key = Arc::new(
-            PrivateKey::from_openssh(&key_text).map_err(|e| SshError::Key {
+            // OpenSSH's format, or the PEM (PKCS#1/PKCS#8) docker-machine's keys are in.
+            russh::keys::decode_secret_key(&key_text, None).map_err(|e| SshError::Key {
                 path: target.key_path.clone(),
                 message: e.to_string(),
             })?,

@@ -112,6 +112,9 @@ pub struct MachineRecord {
     pub ssh: SshRecord,
     #[serde(default)]
     pub engine: EngineRecord,
+    /// The docker-machine host directory an `import-machine` took this machine from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 #[derive(Debug)]
@@ -130,6 +133,7 @@ impl MachineRecord {
             cloud: CloudRecord::default(),
             ssh: SshRecord::default(),
             engine: EngineRecord::default(),
+            imported_from: None,
         }
     }
 
