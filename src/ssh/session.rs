@@ -13,9 +13,7 @@ use std::{
 use russh::{
     ChannelMsg,
     client::{self, Handle},
-    keys::{
-        PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate, ssh_key::HashAlg,
-    },
+    keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate, ssh_key::HashAlg},
 };
 
 #[derive(Debug, thiserror::Error)]
