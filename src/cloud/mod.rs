@@ -7,11 +7,13 @@ mod address;
 mod error;
 mod inventory;
 mod ownership;
+mod probe;
 
 pub use address::usable_address;
 pub use error::CloudError;
 pub use inventory::{Inventory, InventoryInstance, KEY_PAIR_PREFIX};
 pub use ownership::{MACHINE_TAG, Ownership, STORE_TAG, Verdict};
+pub use probe::{AccessProbe, GroupRules, IngressRule, InstanceProbe, ServerDate};
 
 use std::time::Duration;
 

@@ -33,7 +33,9 @@ pub struct ImportArgs {
     /// is printed)
     #[arg(long)]
     ssh_trust_first_key: bool,
-    /// Use this profile's credentials instead of those in config.json
+    /// Credential profile: an existing one is used as it is; a new one of this name keeps the
+    /// credentials from config.json (default: a profile with the same endpoint and access key,
+    /// else `docker-machine`)
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
     /// Extra CA certificates (PEM) to trust for the endpoint (kept in a new profile)

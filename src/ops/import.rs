@@ -184,8 +184,9 @@ struct Credentials {
     new_profile: Option<Profile>,
 }
 
-/// `--profile` as it is; else a profile with the host's endpoint and access key; else a new
-/// profile holding the secret from `config.json`.
+/// An existing `--profile` as it is; else (without `--profile`) a profile with the host's
+/// endpoint and access key; else a new profile (`--profile`'s name, or `docker-machine[-N]`)
+/// holding the secret from `config.json`.
 async fn credentials_for(
     docker_config: &Path,
     host: &DmMachine,
@@ -193,19 +194,15 @@ async fn credentials_for(
 ) -> anyhow::Result<Credentials> {
     let profiles = Profiles::new(docker_config);
     let all = profiles.all()?;
-    if let Some(given) = &opts.profile {
-        let profile = all.get(given).cloned().ok_or_else(|| {
-            Hinted::new(
-                format!("profile {given:?} does not exist"),
-                "`docker euca profiles` lists them",
-            )
-        })?;
-        return existing_profile(given, profile, opts).await;
+    if let Some(given) = &opts.profile
+        && let Some(profile) = all.get(given)
+    {
+        return existing_profile(given, profile.clone(), opts).await;
     }
     let same = all.iter().find(|(_, p)| {
         machine::same_endpoint(&p.endpoint, &host.endpoint) && p.access_key_id == host.access_key
     });
-    if let Some((found, profile)) = same {
+    if let (None, Some((found, profile))) = (&opts.profile, same) {
         return existing_profile(found, profile.clone(), opts).await;
     }
     if host.session_token.is_some() {
@@ -226,7 +223,10 @@ async fn credentials_for(
             "log in first (`docker euca login --profile P --endpoint URL --access-key AK`), then import with --profile P",
         ));
     }
-    let profile_name = free_profile_name(&all);
+    let profile_name = opts
+        .profile
+        .clone()
+        .unwrap_or_else(|| free_profile_name(&all));
     let profile = Profile {
         endpoint: host.endpoint.clone(),
         region: host.region.clone(),

@@ -24,8 +24,9 @@ pub fn source_toward(dest: IpAddr) -> Option<IpAddr> {
     Some(socket.local_addr().ok()?.ip())
 }
 
-/// The endpoint's host and port, from its URL.
-fn endpoint_host_port(endpoint: &str) -> Option<(String, u16)> {
+/// The endpoint's host and port, from its URL (the default port of its scheme when it names
+/// none; an IPv6 host without its brackets).
+pub fn endpoint_host_port(endpoint: &str) -> Option<(String, u16)> {
     let (default_port, rest) = if let Some(r) = endpoint.strip_prefix("https://") {
         (443, r)
     } else {

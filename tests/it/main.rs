@@ -12,6 +12,7 @@ mod credentials;
 mod engine_install;
 mod fault_matrix;
 mod hardening;
+mod import_machine;
 mod kill_matrix;
 mod lifecycle;
 mod mtls;

@@ -99,4 +99,5 @@ pub fn free_port() -> u16 {
 }
 
 pub mod bench;
+pub mod dmachine;
 pub mod testbed;
