@@ -41,14 +41,19 @@ class AddressPool:
 
 
 class Config:
-    """boot-delay / public-ip-delay / stale-start, global and per access key."""
+    """boot-delay / public-ip-delay / stale-start / clock-skew, global and per access key.
 
-    def __init__(self, boot_delay=2.0, public_ip_delay=3.0, stale_start=0.0):
+    clock_skew (seconds, may be negative) is read by the personality, not the fleet: how far its
+    clock is ahead for requests signed by the key (Date headers, the SigV4 time check).
+    """
+
+    def __init__(self, boot_delay=2.0, public_ip_delay=3.0, stale_start=0.0, clock_skew=0.0):
         self._mu = threading.Lock()
         self.globals = {
             "boot_delay": float(boot_delay),
             "public_ip_delay": float(public_ip_delay),
             "stale_start": float(stale_start),
+            "clock_skew": float(clock_skew),
         }
         self.per_key = {}
 

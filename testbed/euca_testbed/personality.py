@@ -6,6 +6,10 @@ scope's region rewritten to moto's), then the response made Eucalyptus-like: EDG
 of moto's, public address hidden for a while, VMs driven by the instance lifecycle, the console
 taken from the VM. `/_testbed/...` is the JSON control API the CLI uses (token in X-Testbed-Token).
 
+A configurable clock skew (`config --clock-skew S`, global or per access key) makes the personality
+behave as if its clock were S seconds ahead for the key's requests: the `Date` header of every EC2
+answer and the SigV4 15-minute check use now + S (the control API keeps the real time).
+
 Each user belongs to a moto account (`x-moto-account-id` on everything sent to moto): the first
 account is moto's default, `credentials new --account new` makes others. The personality also keeps
 what EC2 has and moto lacks: ClientToken idempotency of RunInstances, purged instances (unknown to
@@ -19,6 +23,7 @@ import hmac
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -44,6 +49,7 @@ TOKEN_HEADER = "X-Testbed-Token"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account: the first user's (`up` prints its keys)
 ACCOUNT_HEADER = "x-moto-account-id"  # moto serves the request in this account
 API_VERSION = "2016-11-15"
+MAX_CLOCK_SKEW = 10 * 365 * 86400  # config --clock-skew: seconds either way (keeps dates printable)
 # moto checks no signature, but finds region and service in the credential scope
 MOTO_AUTH = (
     f"AWS4-HMAC-SHA256 Credential=testbed/20240101/{MOTO_REGION}/ec2/aws4_request, "
@@ -347,6 +353,11 @@ def _client_gone(req):
         return True
 
 
+def _seconds(v):
+    """A JSON number of seconds (not a bool, not NaN or infinite)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _rsa_bits(key_text):
     """Bits of an OpenSSH `ssh-rsa` public key, None for anything else."""
     parts = key_text.strip().split()
@@ -404,6 +415,13 @@ class Personality:
         self.port = None
 
     # ---------------- EC2 ----------------
+    def clock_skew(self, headers):
+        """Seconds the personality's clock runs ahead for this request: the clock_skew of the key in
+        its Authorization header (signature not checked yet: a refused request gets the skewed Date
+        too), else the global one."""
+        auth = sigv4.parse_authorization(headers.get("Authorization"))
+        return self.config.get(auth.access_key if auth else None).get("clock_skew", 0.0)
+
     def handle_ec2(self, req, method, path, query, body):
         rid = ec2xml.request_id()
         params = dict(parse_qsl(query, keep_blank_values=True))
@@ -413,8 +431,10 @@ class Personality:
         action = params.get("Action", "")
         req.tb_action = action
 
+        skew = getattr(req, "tb_clock_skew", 0.0)
+        now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=skew)
         try:
-            auth = sigv4.verify(method, path, query, req.headers, body, self.users.secret)
+            auth = sigv4.verify(method, path, query, req.headers, body, self.users.secret, now=now)
         except sigv4.AuthError as e:
             ak = sigv4.parse_authorization(req.headers.get("Authorization"))
             self.stats.count(ak.access_key if ak else "-", action or "-", e.status)
@@ -819,10 +839,13 @@ class Personality:
         if route == "config":
             if method == "POST":
                 values = {k: data.get(k) for k in ("boot_delay", "public_ip_delay", "stale_start")}
-                bad = [k for k, v in values.items() if v is not None and not (isinstance(v, (int, float)) and v >= 0)]
+                bad = [k for k, v in values.items() if v is not None and not (_seconds(v) and v >= 0)]
                 if bad:
                     return 400, {"error": f"{', '.join(bad)}: seconds >= 0 expected"}
-                self.config.set(data.get("access_key"), **values)
+                skew = data.get("clock_skew")
+                if skew is not None and not (_seconds(skew) and abs(skew) <= MAX_CLOCK_SKEW):
+                    return 400, {"error": f"clock_skew: seconds expected (negative: behind), at most {MAX_CLOCK_SKEW} either way"}
+                self.config.set(data.get("access_key"), clock_skew=skew, **values)
             return 200, self.config.snapshot()
         if route == "fault":
             if method == "POST":
@@ -918,6 +941,12 @@ def make_handler(p):
         def log_message(self, fmt, *args):  # the personality logs its own line per request
             pass
 
+        def date_time_string(self, timestamp=None):
+            # the Date header send_response writes: the personality's clock (clock_skew) for EC2 answers
+            if timestamp is None:
+                timestamp = time.time() + getattr(self, "tb_clock_skew", 0.0)
+            return super().date_time_string(timestamp)
+
         def _send(self, status, body, ctype):
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -936,6 +965,7 @@ def make_handler(p):
         def _handle(self):
             t0 = time.time()
             self.tb_action = self.tb_access_key = "-"
+            self.tb_clock_skew = 0.0  # one handler serves every request of a keep-alive connection
             split = urlsplit(self.path)
             path, query = split.path, split.query
             length = int(self.headers.get("Content-Length") or 0)
@@ -944,6 +974,7 @@ def make_handler(p):
                 status, out = p.handle_control(self, self.command, path, query, body)
                 self._send(status, json.dumps(out).encode(), "application/json")
                 return
+            self.tb_clock_skew = p.clock_skew(self.headers)
             if re.sub("/+", "/", path) not in SERVICE_PATHS:
                 self._send(404, ec2xml.error("InvalidAction", f"No service at {path}"), "text/xml;charset=UTF-8")
                 return

@@ -3,7 +3,7 @@
 Uses a user of its own (`credentials new`) with its own delays, so it can run next to other tests;
 terminates what it launched. With real VMs it also logs in over SSH with a pinned host key. It also
 makes a user of a new account (isolation), loses answers (fault --lose-answer), re-sends a launch
-with its ClientToken, and purges an instance.
+with its ClientToken, purges an instance, and skews one user's clock (config --clock-skew).
 Prints one line per check and ends with `N passed, M failed`.
 """
 
@@ -107,6 +107,9 @@ def main(argv=None):
     check(st == 200 and "<regionName>eucalyptus</regionName>" in body, "GET query string on / accepted", f"{st}")
     st, body = raw({"Action": "DescribeVpcs", "Version": "2016-11-15"}, secret="y" * 40)
     check(st == 401 and "<Code>AuthFailure</Code>" in body, "raw bad signature -> 401 AuthFailure XML", f"{st} {body[:120]}")
+
+    print("clock skew")
+    check_clock_skew(state, client, check, c, url)
 
     print("Eucalyptus dialect")
     regions = c.describe_regions()["Regions"]
@@ -307,6 +310,99 @@ def main(argv=None):
     failed = RESULTS.count(False)
     print(f"{len(RESULTS) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def signed_get(url, ak, sk, params, when):
+    """A GET query request signed by hand at `when` (a client whose clock says `when`):
+    (HTTP status, Date header, body)."""
+    import datetime
+    import hashlib
+    import hmac
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from . import sigv4
+
+    u = urllib.parse.urlsplit(url)
+    query = urllib.parse.urlencode(sorted(params.items()), quote_via=urllib.parse.quote)
+    amz = when.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz[:8]}/eucalyptus/ec2/aws4_request"
+    creq = "\n".join(["GET", sigv4.canonical_uri(u.path), sigv4.canonical_query(query),
+                      f"host:{u.netloc}\nx-amz-date:{amz}\n", "host;x-amz-date", hashlib.sha256(b"").hexdigest()])
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    sig = hmac.new(sigv4.signing_key(sk, amz[:8], "eucalyptus", "ec2"), sts.encode(), hashlib.sha256).hexdigest()
+    req = urllib.request.Request(f"{url}?{query}", headers={
+        "X-Amz-Date": amz,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders=host;x-amz-date, Signature={sig}",
+    })
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers.get("Date"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Date"), e.read().decode()
+
+
+def check_clock_skew(state, client, check, c, url):
+    """config --clock-skew S for one user: its answers carry Date = now+S, and the SigV4 15-minute
+    check compares against now+S (RequestExpired past it); other users see the real clock."""
+    import datetime
+    import email.utils
+
+    import botocore.exceptions
+
+    u = cli.control("credentials", {}, state=state)
+    ak, sk = u["access_key"], u["secret_key"]
+    cu = client(ak, sk)
+
+    def skew_of(date):
+        """Seconds the Date header is ahead of this clock."""
+        if not date:
+            return None
+        return (email.utils.parsedate_to_datetime(date) - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+
+    def call(cl):
+        """(error code or None, HTTP status, seconds the answer's Date is ahead)."""
+        try:
+            r = cl.describe_regions()
+            code = None
+        except botocore.exceptions.ClientError as e:
+            r, code = e.response, e.response["Error"]["Code"]
+        meta = r["ResponseMetadata"]
+        return code, meta["HTTPStatusCode"], skew_of(meta["HTTPHeaders"].get("date"))
+
+    def near(x, want):
+        return x is not None and abs(x - want) <= 5
+
+    code, st, d = call(cu)
+    check(code is None and near(d, 0), "every answer has a Date header, the real time by default", (code, st, d))
+    cfg = cli.control("config", {"access_key": ak, "clock_skew": 600}, state=state)
+    check(cfg["access_keys"][ak].get("clock_skew") == 600 and cfg["global"].get("clock_skew") == 0,
+          "config --clock-skew 600 for this key (global 0)", cfg)
+    code, st, d = call(cu)
+    check(code is None and near(d, 600), "skew 600: the call succeeds (within 15 min), Date is 600 s ahead", (code, st, d))
+    code, st, d = call(c)
+    check(code is None and near(d, 0), "... another user's answers keep the real Date", (code, st, d))
+    cli.control("config", {"access_key": ak, "clock_skew": 1200}, state=state)
+    code, st, d = call(cu)
+    check((code, st) == ("RequestExpired", 400) and near(d, 1200),
+          "skew 1200: signed calls fail 400 RequestExpired, the error's Date is 1200 s ahead", (code, st, d))
+    ahead = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1200)
+    st, date, body = signed_get(url, ak, sk, {"Action": "DescribeRegions", "Version": "2016-11-15"}, ahead)
+    check(st == 200 and "<regionName>eucalyptus</regionName>" in body and near(skew_of(date), 1200),
+          "... a request signed with the endpoint's (skewed) time is accepted", (st, date, body[:120]))
+    cli.control("config", {"access_key": ak, "clock_skew": -1200}, state=state)
+    code, st, d = call(cu)
+    check((code, st) == ("RequestExpired", 400) and near(d, -1200),
+          "skew -1200 (endpoint behind): RequestExpired too, Date 1200 s behind", (code, st, d))
+    try:
+        cli.control("config", {"access_key": ak, "clock_skew": "soon"}, state=state)
+        check(False, "config clock_skew that is no number -> 400")
+    except cli.Fail as e:
+        check("clock_skew" in str(e), "config clock_skew that is no number -> 400", e)
+    cli.control("config", {"access_key": ak, "clock_skew": 0}, state=state)
+    code, st, d = call(cu)
+    check(code is None and near(d, 0), "skew 0 again: real Date, calls succeed", (code, st, d))
 
 
 def wait_vm(state, instance_id, want="running", timeout=120):
