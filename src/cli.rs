@@ -75,6 +75,10 @@ pub enum Command {
     RegenerateCerts(commands::power::RegenerateArgs),
     /// Re-run provisioning on a machine (idempotent)
     Provision(commands::power::ProvisionArgs),
+    /// Check the cloud side, or one machine, and say what is wrong (changes nothing)
+    Doctor(commands::doctor::DoctorArgs),
+    /// Show a machine's boot log: cloud-init's output over SSH, or the console (--console)
+    Logs(commands::logs::LogsArgs),
     /// Print a shell completion script
     Completion(commands::completion::CompletionArgs),
     /// Check cloud credentials and keep them in the OS keyring
@@ -172,6 +176,8 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Kill(args) => commands::power::run(ctx, args, Power::Kill).await,
         Command::RegenerateCerts(args) => commands::power::regenerate(ctx, args).await,
         Command::Provision(args) => commands::power::provision(ctx, args).await,
+        Command::Doctor(args) => commands::doctor::run(ctx, args).await,
+        Command::Logs(args) => commands::logs::run(ctx, args).await,
         Command::Completion(args) => commands::completion::run(args),
         Command::Login(args) => commands::login::run(ctx, args).await,
         Command::Logout(args) => commands::login::logout(ctx, args).await,

@@ -11,6 +11,7 @@
 //!   [`credentials`] (keyring, profiles, the resolution chain), [`store`] (machine records),
 //!   [`ssh`] (pinned sessions), [`provision`] (what runs on the host), [`tls`] (certificates),
 //!   [`context`] (docker's context store and `config.json`), [`engine`] (the daemon over mTLS).
+//! - [`doctor`]: read-only checks across those layers (`doctor`), one line per check.
 //! - Shared leaves: [`names`], [`secret`], [`fsutil`], [`progress`], [`template`], [`shellenv`],
 //!   [`report`] (how errors reach the user).
 
@@ -21,6 +22,7 @@ pub mod context;
 pub mod crash;
 pub mod credentials;
 pub mod dmachine;
+pub mod doctor;
 pub mod engine;
 pub mod fsutil;
 pub mod names;

@@ -109,10 +109,15 @@ fn report(imported: &Imported) {
             ""
         }
     );
-    if let Some(path) = &imported.secret_left_in {
+    if !imported.secret_left_in.is_empty() {
+        let files: Vec<String> = imported
+            .secret_left_in
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         println!(
             "  warning: the secret key is still in plain text in {}; import with --scrub removes it",
-            path.display()
+            files.join(" and ")
         );
     }
     if let Some(key) = &imported.key_pair_left {

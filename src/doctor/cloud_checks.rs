@@ -104,11 +104,7 @@ pub(super) async fn run(run: &mut Run<'_>, input: CloudInput, timeout: Duration)
              https://…`)",
         )),
         (Some(url), Some(addr)) => {
-            let ca_bundle = input
-                .target
-                .as_ref()
-                .ok()
-                .and_then(|t| t.ca_bundle.clone());
+            let ca_bundle = input.target.as_ref().ok().and_then(|t| t.ca_bundle.clone());
             run.push(endpoint_tls(url, addr, ca_bundle.as_deref(), timeout).await);
         }
         (Some(_), None) => run.push(Check::skip(
@@ -219,7 +215,7 @@ async fn endpoint_tcp(addrs: &[SocketAddr], timeout: Duration) -> (Check, Option
     let Some((addr, e)) = last else {
         return (Check::skip(ID, "no address to connect to"), None);
     };
-    let hint = match e {
+    let hint = match &e {
         net::TcpFailure::Refused => {
             "nothing listens on that port: check the port in the endpoint URL (Eucalyptus serves \
              EC2 on 8773) and that the cloud's API service runs"
@@ -229,10 +225,7 @@ async fn endpoint_tcp(addrs: &[SocketAddr], timeout: Duration) -> (Check, Option
         }
         net::TcpFailure::Other(_) => "check the network route to the endpoint",
     };
-    (
-        Check::fail(ID, e.describe(addr, timeout), hint),
-        None,
-    )
+    (Check::fail(ID, e.describe(addr, timeout), hint), None)
 }
 
 /// The endpoint's TLS chain against the system roots and the CA bundle: trust, name, expiry.
@@ -367,7 +360,10 @@ async fn endpoint_tls(
         }
         Err(e) => Check::fail(
             ID,
-            format!("TLS handshake with {host} ({addr}) failed: {}", e.describe()),
+            format!(
+                "TLS handshake with {host} ({addr}) failed: {}",
+                e.describe()
+            ),
             "check that the endpoint speaks https on that port (Eucalyptus: often http on 8773)",
         ),
     }
@@ -380,18 +376,31 @@ async fn signed_checks(
     reachable: bool,
     timeout: Duration,
 ) -> CloudFacts {
-    let unasked = |run: &mut Run<'_>, why: &str| {
+    fn unasked(run: &mut Run<'_>, why: &str) {
         run.push(Check::skip("clock", why.to_string()));
         run.push(Check::skip("region", why.to_string()));
-    };
+    }
     let target = match &input.target {
+        Err(e) if is_no_endpoint(e) => {
+            let why = "no endpoint to send a request to (see endpoint-dns)";
+            run.push(Check::skip("credentials", why));
+            unasked(run, why);
+            return CloudFacts {
+                ec2: None,
+                answers: false,
+                why_not: "no endpoint is configured (see endpoint-dns)".into(),
+            };
+        }
         Err(e) => {
             run.push(Check::fail(
                 "credentials",
                 format!("{e:#}"),
                 hint_for(e).unwrap_or_else(|| "`docker euca login` stores credentials".into()),
             ));
-            unasked(run, "no credentials to sign a request with (see credentials)");
+            unasked(
+                run,
+                "no credentials to sign a request with (see credentials)",
+            );
             return CloudFacts {
                 ec2: None,
                 answers: false,
@@ -403,7 +412,9 @@ async fn signed_checks(
     let ec2 = match Ec2::connect(target) {
         Ok(ec2) => ec2,
         Err(e) => {
-            let hint = e.hint().unwrap_or_else(|| "check the endpoint and --ca-bundle".into());
+            let hint = e
+                .hint()
+                .unwrap_or_else(|| "check the endpoint and --ca-bundle".into());
             run.push(Check::fail("credentials", e.to_string(), hint));
             unasked(run, "no EC2 client could be made (see credentials)");
             return CloudFacts {
@@ -604,7 +615,9 @@ async fn region_check(ec2: &Ec2, region: &str, timeout: Duration) -> Check {
         Err(e) if matches!(e.code(), Some("InvalidAction" | "UnsupportedOperation")) => {
             Check::warn(
                 ID,
-                format!("the cloud does not answer DescribeRegions ({e}); {region} was not checked"),
+                format!(
+                    "the cloud does not answer DescribeRegions ({e}); {region} was not checked"
+                ),
                 "nothing to do while the other checks pass",
             )
         }
@@ -621,7 +634,11 @@ async fn keyring(keys_from_keyring: bool, timeout: Duration) -> Check {
     const ID: &str = "keyring";
     let opened = tokio::time::timeout(
         timeout,
-        tokio::task::spawn_blocking(|| Keyring::open().map(|k| k.backend).map_err(|e| e.to_string())),
+        tokio::task::spawn_blocking(|| {
+            Keyring::open()
+                .map(|k| k.backend)
+                .map_err(|e| e.to_string())
+        }),
     )
     .await;
     let unavailable = |detail: String| {

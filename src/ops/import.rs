@@ -58,8 +58,8 @@ pub struct Imported {
     pub engine_version: String,
     pub profile: String,
     pub profile_created: bool,
-    /// Where docker-machine's plaintext secret still is (none after `--scrub`).
-    pub secret_left_in: Option<PathBuf>,
+    /// The files docker-machine's plaintext secret is still in (none after `--scrub`).
+    pub secret_left_in: Vec<PathBuf>,
     /// The key pair docker-machine made, which docker-euca's `rm` leaves alone.
     pub key_pair_left: Option<String>,
 }
@@ -414,7 +414,7 @@ impl Job<'_> {
             engine_version: version,
             profile: self.credentials.target.profile.clone(),
             profile_created: self.wrote_profile,
-            secret_left_in: None,
+            secret_left_in: Vec::new(),
             key_pair_left: self
                 .host
                 .key_name
@@ -642,17 +642,30 @@ impl Job<'_> {
     }
 }
 
-/// `--scrub` after a successful import; returns where the secret still is otherwise. A
-/// failed scrub is a warning: the machine is imported either way.
-fn scrub(host: &DmMachine, opts: &ImportOptions, progress: &Progress) -> Option<PathBuf> {
+/// `--scrub` after a successful import; returns the files the plaintext secret is still in:
+/// `config.json`, and the `config.json.bak` docker-machine leaves when it migrates an older
+/// host file (the Eucalyptus fork's). A failed scrub is a warning: the machine is imported
+/// either way.
+fn scrub(host: &DmMachine, opts: &ImportOptions, progress: &Progress) -> Vec<PathBuf> {
+    let secret = host.secret_key.expose();
+    if secret.is_empty() {
+        return Vec::new();
+    }
+    let holding: Vec<PathBuf> = [host.config_path.clone(), host.dir.join("config.json.bak")]
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(secret.as_str())))
+        .collect();
     if !opts.scrub {
-        return (!host.secret_key.expose().is_empty()).then(|| host.config_path.clone());
+        return holding;
     }
-    match scrub_secret(&host.config_path) {
-        Ok(_) => None,
-        Err(e) => {
-            progress.note(format!("warning: {e}"));
-            Some(host.config_path.clone())
-        }
-    }
+    holding
+        .into_iter()
+        .filter(|path| match scrub_secret(path) {
+            Ok(_) => false,
+            Err(e) => {
+                progress.note(format!("warning: {e}"));
+                true
+            }
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@ pub mod create;
 pub mod import;
 pub mod ingress;
 pub mod login;
+pub mod logs;
 pub mod ls;
 pub mod machine;
 pub mod power;

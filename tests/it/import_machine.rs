@@ -237,38 +237,78 @@ fn context_file(home: &DockerHome, context: &str, file: &str) -> Vec<u8> {
     std::fs::read(dir.join(file)).unwrap()
 }
 
-/// The Eucalyptus fork's driver: the host is provisioned the docker-euca way; without
-/// `--scrub` the store is left exactly as it was and the note says where the secret still is.
+/// The Eucalyptus fork's driver, in both forms: the host file docker-machine v0.16 migrated
+/// (ConfigVersion 3, with the `config.json.bak` migration leaves) provisioned the docker-euca
+/// way without `--scrub` (the store is left exactly as it was and the note names both files
+/// that hold the secret), and the fork's own compact file imported with `--keep-certs
+/// --scrub` (no secret left anywhere in its store).
 #[test]
-fn a_fork_eucalyptus_store_imports_and_names_the_secret_left_behind() {
+fn a_fork_eucalyptus_store_imports_in_both_formats() {
     let user = User::new();
     let home = DockerHome::new();
-    let dm = tempfile::tempdir().unwrap();
-    let store = dm.path();
     let group = make_group(&user);
-    make_store_certs(store);
-    let host = launch(&user, "dm-euca", &store.join("machines/dm-euca"), &group);
-    provision_like_docker_machine(store, &store.join("machines/dm-euca"), &host);
-    render_fixture("eucalyptus", store, &user, &group, &[&host]);
-    let before = snapshot(store);
+    let (migrated, original) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut hosts = Vec::new();
+    for (fixture, store) in [
+        ("eucalyptus", migrated.path()),
+        ("eucalyptus-v0", original.path()),
+    ] {
+        make_store_certs(store);
+        let host = launch(&user, "dm-euca", &store.join("machines/dm-euca"), &group);
+        provision_like_docker_machine(store, &store.join("machines/dm-euca"), &host);
+        render_fixture(fixture, store, &user, &group, &[&host]);
+        hosts.push(host);
+    }
+    let before = snapshot(migrated.path());
     let profile = unique("dm");
 
-    let out = import(&home, store, &["--all", "--profile", &profile]);
+    let out = import(&home, migrated.path(), &["--all", "--profile", &profile]);
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("Imported dm-euca: tcp://"), "{said}");
-    assert!(said.contains("still in plain text"), "{said}");
+    assert!(
+        said.contains("still in plain text")
+            && said.contains("config.json and ")
+            && said.contains("config.json.bak"),
+        "{said}"
+    );
     assert!(!docker_version(&home, "dm-euca").trim().is_empty());
-    assert_eq!(snapshot(store), before, "the store must be left as it was");
+    assert_eq!(
+        snapshot(migrated.path()),
+        before,
+        "the store must be left as it was"
+    );
     assert!(files_containing(home.path(), &user.secret_key).is_empty());
     assert_eq!(
         keyring_secret(&profile).as_deref(),
         Some(user.secret_key.as_str())
     );
-
     ok(&mut euca(&home, &["rm", "-y", "dm-euca"]));
-    assert_eq!(instance_state(&user, &host.instance_id), "terminated");
-    clean_up(&user, &group, &[&host]);
+    assert_eq!(instance_state(&user, &hosts[0].instance_id), "terminated");
+
+    let out = import(
+        &home,
+        original.path(),
+        &["dm-euca", "--keep-certs", "--scrub"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("profile {profile}\n")) && !said.contains("plain text"),
+        "{said}"
+    );
+    assert!(!docker_version(&home, "dm-euca").trim().is_empty());
+    assert!(files_containing(original.path(), &user.secret_key).is_empty());
+    assert_eq!(
+        crate::support::testbed::record(&home, "dm-euca")
+            .cloud
+            .instance_id
+            .as_deref(),
+        Some(hosts[1].instance_id.as_str())
+    );
+    ok(&mut euca(&home, &["rm", "-y", "dm-euca"]));
+    assert_eq!(instance_state(&user, &hosts[1].instance_id), "terminated");
+    clean_up(&user, &group, &hosts.iter().collect::<Vec<_>>());
     ok(&mut euca(&home, &["logout", "--profile", &profile]));
 }
 

@@ -9,6 +9,7 @@ mod concurrency;
 mod contexts;
 mod create_rm;
 mod credentials;
+mod doctor;
 mod engine_install;
 mod fault_matrix;
 mod hardening;
