@@ -498,11 +498,7 @@ impl Ec2 {
         self.client
             .create_tags()
             .set_resources(Some(resource_ids.to_vec()))
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                    .collect(),
-            ))
+            .set_tags(Some(tag_list(tags)))
             .send()
             .await
             .map_err(|e| from_sdk("CreateTags", &self.endpoint, e))?;
@@ -518,11 +514,7 @@ impl Ec2 {
         self.client
             .delete_tags()
             .set_resources(Some(resource_ids.to_vec()))
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                    .collect(),
-            ))
+            .set_tags(Some(tag_list(tags)))
             .send()
             .await
             .map_err(|e| from_sdk("DeleteTags", &self.endpoint, e))?;
@@ -851,6 +843,12 @@ fn instance_infos(
         .iter()
         .flat_map(|r| r.instances())
         .map(instance_info)
+        .collect()
+}
+
+fn tag_list(tags: &[(&str, &str)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
         .collect()
 }
 

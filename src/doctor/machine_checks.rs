@@ -25,19 +25,9 @@ use crate::{
     store::{MachineRecord, MachineState, Store, StoreError},
 };
 
-/// The machine checks, in order, for the `skip` lines when the record cannot be read.
-const MACHINE_CHECKS: [&str; 10] = [
-    "record",
-    "instance",
-    "security-group",
-    "port-22",
-    "port-2376",
-    "ssh",
-    "daemon-tls",
-    "certificate",
-    "context",
-    "console",
-];
+/// The machine checks, in order (the last ten of [`super::CHECKS`]), for the `skip` lines
+/// when the record cannot be read.
+const MACHINE_CHECKS: &[&str] = super::CHECKS.split_at(7).1;
 
 /// How many of the console's last lines a failure shows.
 const CONSOLE_LINES: usize = 20;

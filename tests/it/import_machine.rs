@@ -15,7 +15,7 @@ use crate::support::{
         DmGroup, DmHost, launch, make_group, make_ssh_key, make_store_certs,
         provision_like_docker_machine, render_fixture, snapshot,
     },
-    ok, run,
+    ok, run, server_version,
     testbed::{User, block_on, env, testbed, unique},
     text,
 };
@@ -63,16 +63,6 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
         .filter(|(_, bytes)| String::from_utf8_lossy(bytes).contains(needle))
         .map(|(p, _)| p)
         .collect()
-}
-
-fn docker_version(home: &DockerHome, context: &str) -> String {
-    ok(home.docker().args([
-        "--context",
-        context,
-        "version",
-        "--format",
-        "{{.Server.Version}}",
-    ]))
 }
 
 fn instance_state(user: &User, id: &str) -> String {
@@ -135,7 +125,7 @@ fn an_amazonec2_store_imports_one_host_scrubbed_and_one_keeping_its_certificates
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("Imported dm-web: tcp://"), "{said}");
     assert!(!said.contains("plain text"), "{said}");
-    assert!(!docker_version(&home, "dm-web").trim().is_empty());
+    assert!(!server_version(&home, "dm-web").trim().is_empty());
 
     // The host now trusts docker-euca's own CA, not docker-machine's.
     let context_ca = context_file(&home, "dm-web", "ca.pem");
@@ -209,7 +199,7 @@ fn an_amazonec2_store_imports_one_host_scrubbed_and_one_keeping_its_certificates
         said.contains("still in plain text") && said.contains("--scrub"),
         "{said}"
     );
-    assert!(!docker_version(&home, "dm-db").trim().is_empty());
+    assert!(!server_version(&home, "dm-db").trim().is_empty());
     assert_eq!(
         context_file(&home, "dm-db", "ca.pem"),
         std::fs::read(store.join("certs/ca.pem")).unwrap()
@@ -272,7 +262,7 @@ fn a_fork_eucalyptus_store_imports_in_both_formats() {
             && said.contains("config.json.bak"),
         "{said}"
     );
-    assert!(!docker_version(&home, "dm-euca").trim().is_empty());
+    assert!(!server_version(&home, "dm-euca").trim().is_empty());
     assert_eq!(
         snapshot(migrated.path()),
         before,
@@ -297,7 +287,7 @@ fn a_fork_eucalyptus_store_imports_in_both_formats() {
         said.contains(&format!("profile {profile}\n")) && !said.contains("plain text"),
         "{said}"
     );
-    assert!(!docker_version(&home, "dm-euca").trim().is_empty());
+    assert!(!server_version(&home, "dm-euca").trim().is_empty());
     assert!(files_containing(original.path(), &user.secret_key).is_empty());
     assert_eq!(
         crate::support::testbed::record(&home, "dm-euca")

@@ -10,7 +10,7 @@ use std::{
 use docker_euca::{names::MachineName, store::Store};
 
 use crate::support::{
-    DockerHome, ok, run,
+    DockerHome, ok, run, server_version,
     testbed::{User, block_on, env, euca, testbed, unique},
     text,
 };
@@ -28,18 +28,6 @@ fn create(home: &DockerHome, user: &User, name: &str) {
         ],
     ));
     assert!(out.status.success(), "{}", text(&out));
-}
-
-fn server_version(home: &DockerHome, context: &str) -> String {
-    ok(home.docker().args([
-        "--context",
-        context,
-        "version",
-        "--format",
-        "{{.Server.Version}}",
-    ]))
-    .trim()
-    .to_string()
 }
 
 fn public_ip(home: &DockerHome, name: &str) -> String {

@@ -89,6 +89,19 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// The remote engine's version through the real docker CLI and `context`.
+pub fn server_version(home: &DockerHome, context: &str) -> String {
+    ok(home.docker().args([
+        "--context",
+        context,
+        "version",
+        "--format",
+        "{{.Server.Version}}",
+    ]))
+    .trim()
+    .to_string()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
