@@ -916,10 +916,7 @@ fn user_data_payload(
         &userdata::OurConfig {
             authorized_keys: authorized.to_vec(),
             host_key: Some((host_key.private_openssh(), host_key.public_openssh())),
-            packages: match opts.provision.install {
-                EngineInstall::Package => vec!["docker.io".into()],
-                _ => vec![],
-            },
+            install_engine: opts.provision.install == EngineInstall::Package,
             disable_root: (opts.ssh_user == "root").then_some(false),
         },
         user_data,

@@ -133,11 +133,40 @@ pub struct OurConfig {
     pub authorized_keys: Vec<String>,
     /// (private OpenSSH, public OpenSSH) of the ed25519 host key.
     pub host_key: Option<(crate::secret::Secret<String>, String)>,
-    /// Packages cloud-init should install while the instance boots.
-    pub packages: Vec<String>,
+    /// Install the engine while the instance boots, if the image lacks it ([`ENGINE_BOOT_SCRIPT`]).
+    pub install_engine: bool,
     /// `Some(false)` lets root log in (for `--ssh-user root`); images default to refusing it.
     pub disable_root: Option<bool>,
 }
+
+/// Installs the engine at boot only when the image lacks it. cloud-init's `packages:` would run
+/// the package manager's update first whatever the image holds, and on a cloud without a mirror
+/// that waits until every connection times out (minutes). The lines it prints are in the
+/// cloud-init output (`docker euca logs NAME`).
+pub const ENGINE_BOOT_SCRIPT: &str = r#"PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin:/usr/local/bin"
+if command -v dockerd >/dev/null 2>&1; then
+  echo "docker-euca: engine present ($(dockerd --version 2>/dev/null)), no package install"
+  exit 0
+fi
+if command -v apt-get >/dev/null 2>&1; then
+  echo "docker-euca: installing the engine with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io
+elif command -v dnf >/dev/null 2>&1; then
+  echo "docker-euca: installing the engine with dnf"
+  dnf install -y docker || dnf install -y moby-engine
+elif command -v yum >/dev/null 2>&1; then
+  echo "docker-euca: installing the engine with yum"
+  yum install -y docker
+elif command -v zypper >/dev/null 2>&1; then
+  echo "docker-euca: installing the engine with zypper"
+  zypper --non-interactive install docker
+elif command -v apk >/dev/null 2>&1; then
+  echo "docker-euca: installing the engine with apk"
+  apk add --no-cache docker
+else
+  echo "docker-euca: no known package manager; provisioning tries over SSH"
+fi
+"#;
 
 /// Our cloud-config as JSON (valid YAML, which cloud-config is).
 fn our_cloud_config(cfg: &OurConfig) -> String {
@@ -161,8 +190,11 @@ fn our_cloud_config(cfg: &OurConfig) -> String {
     if let Some(disable_root) = cfg.disable_root {
         doc.insert("disable_root".into(), disable_root.into());
     }
-    if !cfg.packages.is_empty() {
-        doc.insert("packages".into(), cfg.packages.clone().into());
+    if cfg.install_engine {
+        doc.insert(
+            "runcmd".into(),
+            serde_json::json!([["sh", "-c", ENGINE_BOOT_SCRIPT]]),
+        );
     }
     doc.insert(
         "merge_how".into(),
@@ -227,6 +259,25 @@ pub fn to_base64(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_engine_is_installed_at_boot_only_by_a_script_that_checks_first() {
+        let mut c = cfg();
+        c.install_engine = true;
+        let text = String::from_utf8(build(&c, None)).unwrap();
+        // No `packages:`: cloud-init would run the package manager's update whatever the
+        // image holds.
+        assert!(!text.contains("\"packages\""), "{text}");
+        assert!(text.contains("\"runcmd\""), "{text}");
+        let check = ENGINE_BOOT_SCRIPT.find("command -v dockerd").unwrap();
+        let update = ENGINE_BOOT_SCRIPT.find("apt-get update").unwrap();
+        assert!(check < update);
+        assert!(
+            !String::from_utf8(build(&cfg(), None))
+                .unwrap()
+                .contains("runcmd")
+        );
+    }
+
     fn cfg() -> OurConfig {
         OurConfig {
             authorized_keys: vec!["ssh-ed25519 AAAAC3 client".into()],
@@ -234,7 +285,7 @@ mod tests {
                 crate::secret::Secret::new("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n".into()),
                 "ssh-ed25519 AAAAH host".into(),
             )),
-            packages: vec![],
+            install_engine: false,
             disable_root: None,
         }
     }

@@ -90,7 +90,7 @@ fn a_launched_instance_is_a_real_vm_through_its_whole_life() {
         &OurConfig {
             authorized_keys: vec![client.public_openssh()],
             host_key: Some((host.private_openssh(), host.public_openssh())),
-            packages: vec![],
+            install_engine: false,
             disable_root: None,
         },
         Some(
