@@ -17,7 +17,7 @@ use crate::{
     names::MachineName,
     progress::Progress,
     provision::{self, EngineInstall, EngineOptions, daemon},
-    ssh::Session,
+    ssh::{RemoteFile, Session},
     store::{MachineRecord, MachineState, Store},
     tls::{CertificateAuthority, DEFAULT_VALIDITY_DAYS, San},
 };
@@ -155,46 +155,79 @@ fn server_sans(
     Ok(sans)
 }
 
-/// Issues and uploads the server certificate (the CA too), over an open session.
-pub async fn install_server_cert(
-    session: &Session,
+/// The server's TLS files: the CA certificate, the server certificate and its key.
+struct ServerTls {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: crate::secret::Secret<String>,
+}
+
+impl ServerTls {
+    /// The files as the daemon's configuration names them.
+    fn files(&self) -> [RemoteFile<'_>; 3] {
+        [
+            RemoteFile {
+                path: daemon::CA_PATH,
+                contents: self.ca_pem.as_bytes(),
+                mode: 0o644,
+            },
+            RemoteFile {
+                path: daemon::CERT_PATH,
+                contents: self.cert_pem.as_bytes(),
+                mode: 0o644,
+            },
+            RemoteFile {
+                path: daemon::KEY_PATH,
+                contents: self.key_pem.expose().as_bytes(),
+                mode: 0o600,
+            },
+        ]
+    }
+}
+
+/// Issues the server certificate for `address` and the host's name; a copy of the certificate
+/// (not its key) stays in the machine's directory.
+fn issue_server_cert(
     store: &Store,
     record: &MachineRecord,
+    ca: &CertificateAuthority,
     address: IpAddr,
+    hostname: &str,
     tls_sans: &[String],
-    fresh_ca: bool,
-) -> anyhow::Result<TlsFiles> {
-    let dir = certs_dir(store, &record.name);
-    let ca = load_or_create_ca(&dir, &record.name, fresh_ca)?;
-    let client = client_tls(&dir, &ca, &record.name)?;
-    let hostname = session
-        .run("hostname -f 2>/dev/null || hostname")
-        .await
-        .unwrap_or_default();
+) -> anyhow::Result<ServerTls> {
     let server = ca.issue_server(
-        &server_sans(record, address, hostname.trim(), tls_sans)?,
+        &server_sans(record, address, hostname, tls_sans)?,
         DEFAULT_VALIDITY_DAYS,
     )?;
-    session
-        .upload(daemon::CA_PATH, ca.cert_pem().as_bytes(), 0o644)
-        .await?;
-    session
-        .upload(daemon::CERT_PATH, server.cert_pem.as_bytes(), 0o644)
-        .await?;
-    session
-        .upload(daemon::KEY_PATH, server.key_pem.expose().as_bytes(), 0o600)
-        .await?;
     fsutil::write_atomic(
-        &dir.join("server.pem"),
+        &certs_dir(store, &record.name).join("server.pem"),
         server.cert_pem.as_bytes(),
         PRIVATE_FILE,
     )?;
-    Ok(client)
+    Ok(ServerTls {
+        ca_pem: ca.cert_pem().to_string(),
+        cert_pem: server.cert_pem,
+        key_pem: server.key_pem,
+    })
+}
+
+/// The machine's CA and the context's client certificate, made before the host is reached
+/// (they do not depend on it). `fresh_ca`: a new CA and client certificate.
+fn local_tls(
+    store: &Store,
+    name: &MachineName,
+    fresh_ca: bool,
+) -> anyhow::Result<(CertificateAuthority, TlsFiles)> {
+    let dir = certs_dir(store, name);
+    let ca = load_or_create_ca(&dir, name, fresh_ca)?;
+    let client = client_tls(&dir, &ca, name)?;
+    Ok((ca, client))
 }
 
 /// Reissues the server certificate for `address` (with `fresh_ca`, a new CA and client
 /// certificate too), restarts the daemon and rewrites the context: what `start` does after an
-/// address change and what `regenerate-certs` does. Returns the endpoint URL.
+/// address change and what `regenerate-certs` does. Two round trips: the host's facts, then
+/// the files and the restart. Returns the endpoint URL.
 pub async fn reissue_server_cert(
     docker_config: &Path,
     store: &Store,
@@ -203,26 +236,26 @@ pub async fn reissue_server_cert(
     fresh_ca: bool,
     timeout: Duration,
 ) -> anyhow::Result<String> {
+    let (ca, client) = local_tls(store, &record.name, fresh_ca)?;
     let session = machine::connect(store, record, address, timeout).await?;
     let result = async {
-        let facts = provision::detect::detect(&session).await?;
-        let client = install_server_cert(
-            &session,
+        let host = provision::probe::probe(&session, timeout).await?;
+        let server = issue_server_cert(
             store,
             record,
+            &ca,
             address,
+            &host.hostname,
             &record.engine.tls_sans,
-            fresh_ca,
-        )
-        .await?;
+        )?;
+        daemon::install_and_restart(&session, &host.facts, &server.files(), false, timeout).await?;
         crate::crash::point("reissue-certificate");
-        daemon::restart_and_wait(&session, &facts, timeout).await?;
         crate::crash::point("reissue-daemon-restart");
-        anyhow::Ok(client)
+        anyhow::Ok(())
     }
     .await;
     session.close().await;
-    let client = result?;
+    result?;
     let context = record.context_name();
     let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
     write_context(docker_config, record, &context, &url, &client, false)?;
@@ -277,54 +310,36 @@ pub async fn verify(
     }
 }
 
-/// Installs a fresh ed25519 host key and pins it. The bootstrap key travelled in the user
-/// data, which the instance's metadata service serves to anything running on it (containers
-/// included); the new private key goes over the pinned session only. The open session is not
-/// affected by sshd's reload.
-///
-/// Crash-safe: the new public key is recorded as pending before sshd is touched, connects
-/// accept the pinned or the pending key, and the first connect that sees the pending one pins
-/// it. An interruption at any point leaves a key the record accepts.
-async fn rotate_host_key(
-    session: &Session,
-    store: &Store,
-    name: &MachineName,
-) -> anyhow::Result<()> {
+/// A fresh ed25519 host key to replace the bootstrap one, which travelled in the user data
+/// (the instance's metadata service serves it to anything running on it, containers
+/// included); the new private key goes over the pinned session only. Its public key is
+/// recorded as pending before sshd is touched: connects accept the pinned or the pending key,
+/// and the first connect that sees the pending one pins it, so an interruption at any point
+/// leaves a key the record accepts.
+fn new_host_key(store: &Store, name: &MachineName) -> anyhow::Result<crate::ssh::keys::KeyPair> {
     let fresh = crate::ssh::keys::KeyPair::generate_ed25519(&format!("{name} host"));
-    let public = fresh.public_openssh();
-    store.update(name, |r| r.ssh.pending_host_key = Some(public.clone()))?;
+    store.update(name, |r| {
+        r.ssh.pending_host_key = Some(fresh.public_openssh())
+    })?;
     crate::crash::point("host-key-pending");
-    session
-        .upload(
-            "/etc/ssh/ssh_host_ed25519_key",
-            fresh.private_openssh().expose().as_bytes(),
-            0o600,
-        )
-        .await?;
-    session
-        .upload(
-            "/etc/ssh/ssh_host_ed25519_key.pub",
-            format!("{public}\n").as_bytes(),
-            0o644,
-        )
-        .await?;
-    let sudo = session.sudo();
-    let reload = format!(
-        "{sudo}systemctl reload ssh 2>/dev/null || {sudo}systemctl reload sshd 2>/dev/null || \
-         {sudo}service ssh reload 2>/dev/null || {sudo}service sshd reload 2>/dev/null || \
-         {sudo}rc-service sshd reload 2>/dev/null || {sudo}sh -c 'kill -HUP $(cat /var/run/sshd.pid)'"
-    );
-    session.run(&reload).await?;
+    Ok(fresh)
+}
+
+/// The new host key is in place and sshd reloaded: it becomes the pinned one.
+fn pin_new_host_key(store: &Store, name: &MachineName, public: String) -> anyhow::Result<()> {
     crate::crash::point("host-key-reloaded");
     store.update(name, |r| {
-        r.ssh.host_key = Some(public.clone());
+        r.ssh.host_key = Some(public);
         r.ssh.pending_host_key = None;
         r.ssh.host_key_rotated = true;
     })?;
     Ok(())
 }
 
-/// The whole provisioning of a machine that answers SSH at `address`.
+/// The whole provisioning of a machine that answers SSH at `address`, over one SSH connection
+/// and (with the engine on the image) two round trips: the host's facts (after cloud-init),
+/// then every file — TLS material, the daemon's configuration, the new host key — with the
+/// sshd reload and the daemon's restart.
 pub async fn provision_machine(
     docker_config: &Path,
     store: &Store,
@@ -333,6 +348,7 @@ pub async fn provision_machine(
     plan: &ProvisionPlan,
     progress: &mut Progress,
 ) -> anyhow::Result<Verified> {
+    let (ca, client) = local_tls(store, name, false)?;
     let record = store.load(name)?;
     progress.stage(format!(
         "connecting over SSH to {address} (host key pinned)"
@@ -340,39 +356,9 @@ pub async fn provision_machine(
     let started = Instant::now();
     let session = machine::connect(store, &record, address, plan.stage_timeout).await?;
     let record = store.load(name)?;
-    let result = async {
-        if !record.ssh.host_key_rotated {
-            progress.stage("replacing the bootstrap SSH host key");
-            rotate_host_key(&session, store, name).await?;
-        }
-        progress.stage("waiting for cloud-init");
-        let ci = provision::wait_cloud_init(&session, plan.stage_timeout).await?;
-        tracing::debug!("cloud-init: {ci}");
-        crate::crash::point("cloud-init");
-        progress.stage("detecting the OS");
-        let facts = provision::detect::detect(&session).await?;
-        progress.finish_stage();
-        progress.note(format!(
-            "  {} with {:?} init",
-            facts.pretty_name, facts.init
-        ));
-        progress.stage("checking the docker engine");
-        let version = provision::ensure_engine(&session, &facts, &plan.install).await?;
-        crate::crash::point("engine");
-        progress.finish_stage();
-        progress.note(format!("  {version}"));
-        progress.stage("installing TLS certificates");
-        let client =
-            install_server_cert(&session, store, &record, address, &plan.tls_sans, false).await?;
-        crate::crash::point("certificates");
-        progress.stage("configuring and restarting the docker daemon");
-        daemon::apply(&session, &facts, &plan.engine, plan.stage_timeout).await?;
-        crate::crash::point("daemon-restart");
-        anyhow::Ok(client)
-    }
-    .await;
+    let result = set_up_host(&session, store, &record, address, plan, &ca, progress).await;
     session.close().await;
-    let client = result?;
+    result?;
     let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
     progress.stage(format!("writing docker context {}", plan.context_name));
     write_context(
@@ -384,22 +370,7 @@ pub async fn provision_machine(
         plan.use_context,
     )?;
     crate::crash::point("context");
-    store.update(name, |r| {
-        r.engine.context_name = Some(plan.context_name.clone());
-        r.engine.url = Some(url.clone());
-        r.engine.tls_sans = plan.tls_sans.clone();
-        r.engine.labels = plan.engine.labels.clone();
-        r.engine.opts = plan.engine.opts.clone();
-        r.engine.storage_driver = plan.engine.storage_driver.clone();
-        r.engine.registry_mirrors = plan.engine.registry_mirrors.clone();
-        r.engine.insecure_registries = plan.engine.insecure_registries.clone();
-        r.engine.env = plan.engine.env.clone();
-        r.engine.install = Some(match &plan.install {
-            EngineInstall::Package => "package".into(),
-            EngineInstall::Skip => "skip".into(),
-            EngineInstall::Url(u) => u.clone(),
-        });
-    })?;
+    record_plan(store, name, plan, &url)?;
     progress.stage(format!("verifying {url} over mutual TLS"));
     let version = verify(docker_config, &plan.context_name, &url, plan.stage_timeout).await?;
     crate::crash::point("verify");
@@ -413,6 +384,109 @@ pub async fn provision_machine(
         version,
         provision_time: started.elapsed(),
     })
+}
+
+/// Everything done on the host over the open session.
+async fn set_up_host(
+    session: &Session,
+    store: &Store,
+    record: &MachineRecord,
+    address: IpAddr,
+    plan: &ProvisionPlan,
+    ca: &CertificateAuthority,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    progress.stage("waiting for cloud-init; reading the host");
+    let host = provision::probe::probe(session, plan.stage_timeout).await?;
+    tracing::debug!("cloud-init: {}", host.cloud_init);
+    crate::crash::point("cloud-init");
+    progress.finish_stage();
+    progress.note(format!(
+        "  {} with {:?} init",
+        host.facts.pretty_name, host.facts.init
+    ));
+    let (dockerd, version) = match (&host.dockerd, &host.engine_version) {
+        (Some(path), Some(version)) => (path.clone(), version.clone()),
+        _ => {
+            progress.stage("installing the docker engine");
+            provision::install_engine(session, &host.facts, &plan.install).await?
+        }
+    };
+    crate::crash::point("engine");
+    progress.note(format!("  {version}"));
+    let server = issue_server_cert(store, record, ca, address, &host.hostname, &plan.tls_sans)?;
+    let config = daemon::render(host.facts.init, &plan.engine, &dockerd);
+    let host_key = if record.ssh.host_key_rotated {
+        None
+    } else {
+        Some(new_host_key(store, &record.name)?)
+    };
+    let host_key_files = host_key
+        .as_ref()
+        .map(|k| (k.private_openssh(), format!("{}\n", k.public_openssh())));
+    let mut files = server.files().to_vec();
+    files.push(RemoteFile {
+        path: config.path,
+        contents: config.contents.as_bytes(),
+        mode: 0o644,
+    });
+    if let Some((private, public)) = &host_key_files {
+        files.push(RemoteFile {
+            path: "/etc/ssh/ssh_host_ed25519_key",
+            contents: private.expose().as_bytes(),
+            mode: 0o600,
+        });
+        files.push(RemoteFile {
+            path: "/etc/ssh/ssh_host_ed25519_key.pub",
+            contents: public.as_bytes(),
+            mode: 0o644,
+        });
+    }
+    progress.stage(if host_key.is_some() {
+        "installing certificates, the daemon configuration and a new SSH host key; restarting the daemon"
+    } else {
+        "installing certificates and the daemon configuration; restarting the daemon"
+    });
+    daemon::install_and_restart(
+        session,
+        &host.facts,
+        &files,
+        host_key.is_some(),
+        plan.stage_timeout,
+    )
+    .await?;
+    if let Some(key) = host_key {
+        pin_new_host_key(store, &record.name, key.public_openssh())?;
+    }
+    crate::crash::point("certificates");
+    crate::crash::point("daemon-restart");
+    Ok(())
+}
+
+/// Records what the machine was provisioned with.
+fn record_plan(
+    store: &Store,
+    name: &MachineName,
+    plan: &ProvisionPlan,
+    url: &str,
+) -> anyhow::Result<()> {
+    store.update(name, |r| {
+        r.engine.context_name = Some(plan.context_name.clone());
+        r.engine.url = Some(url.to_string());
+        r.engine.tls_sans = plan.tls_sans.clone();
+        r.engine.labels = plan.engine.labels.clone();
+        r.engine.opts = plan.engine.opts.clone();
+        r.engine.storage_driver = plan.engine.storage_driver.clone();
+        r.engine.registry_mirrors = plan.engine.registry_mirrors.clone();
+        r.engine.insecure_registries = plan.engine.insecure_registries.clone();
+        r.engine.env = plan.engine.env.clone();
+        r.engine.install = Some(match &plan.install {
+            EngineInstall::Package => "package".into(),
+            EngineInstall::Skip => "skip".into(),
+            EngineInstall::Url(u) => u.clone(),
+        });
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{HostFacts, InitSystem, ProvisionError};
-use crate::ssh::{Session, shell_quote};
+use crate::ssh::{RemoteFile, Session, SshError, shell_quote};
 
 pub const CA_PATH: &str = "/etc/docker/ca.pem";
 pub const CERT_PATH: &str = "/etc/docker/server.pem";
@@ -221,61 +221,55 @@ pub async fn log_tail(session: &Session, init: InitSystem) -> (String, String) {
     (log, tail.trim_end().to_string())
 }
 
-/// Writes the configuration, restarts and enables the daemon, and waits until its TLS port
-/// listens on the host. On failure the error carries the daemon log's last lines.
-pub async fn apply(
-    session: &Session,
-    facts: &HostFacts,
-    engine: &EngineOptions,
-    timeout: Duration,
-) -> Result<(), ProvisionError> {
-    let dockerd = session.run("command -v dockerd").await?.trim().to_string();
-    let config = render(facts.init, engine, &dockerd);
-    session
-        .upload(config.path, config.contents.as_bytes(), 0o644)
-        .await?;
-    restart_and_wait(session, facts, timeout).await
-}
+/// Reloads sshd (after a new host key is in place) on whatever the host runs.
+pub const SSHD_RELOAD: &str = "systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null || \
+     service ssh reload 2>/dev/null || service sshd reload 2>/dev/null || \
+     rc-service sshd reload 2>/dev/null || kill -HUP $(cat /var/run/sshd.pid)";
 
-/// Restarts (and enables) the daemon with its current configuration and waits for its port.
-pub async fn restart_and_wait(
+/// Writes `files` (the TLS material and the daemon's configuration), reloads sshd when a new
+/// host key is among them, restarts (and enables) the daemon and waits for its port: one
+/// round trip for all of it. On failure the error carries the daemon log's last lines.
+pub async fn install_and_restart(
     session: &Session,
     facts: &HostFacts,
+    files: &[RemoteFile<'_>],
+    reload_sshd: bool,
     timeout: Duration,
 ) -> Result<(), ProvisionError> {
-    let restart = session
-        .exec(&restart_command(facts.init, session.sudo()))
-        .await?;
-    let fail = |summary: String| async {
-        let (log, tail) = log_tail(session, facts.init).await;
-        ProvisionError::DaemonFailed { summary, log, tail }
+    let mut then = Vec::new();
+    if reload_sshd {
+        then.push(format!("{{ {SSHD_RELOAD}; }} >/dev/null 2>&1 || exit 91"));
+    }
+    // Already root: the commands need no sudo.
+    then.push(format!(
+        "{{ {}; }} || exit 92",
+        restart_command(facts.init, "")
+    ));
+    then.push(probe_script(DOCKER_PORT, timeout.as_secs().max(1), ""));
+    let out = session.write_files_then(files, &then.join("\n")).await?;
+    let failed = |what: &str| {
+        ProvisionError::Ssh(SshError::Command {
+            command: what.to_string(),
+            status: out.status,
+            stderr: out.stderr_text().trim().to_string(),
+        })
     };
-    if restart.status != 0 {
-        let summary = format!(
-            "restarting it exited with {}: {}",
-            restart.status,
-            restart.stderr_text().trim()
-        );
-        return Err(fail(summary).await);
-    }
-    // Wait for the TLS port from inside the host (no TLS client needed for that).
-    let probe = probe_script(DOCKER_PORT, timeout.as_secs().max(1) * 2, session.sudo());
-    let out = session
-        .exec(&format!("sh -c {}", shell_quote(&probe)))
-        .await?;
-    match out.status {
-        0 => Ok(()),
-        3 => Err(fail("dockerd exited".into()).await),
-        _ => Err(fail(format!(
-            "port {DOCKER_PORT} did not open within {timeout:?}"
-        ))
-        .await),
-    }
+    let summary = match out.status {
+        0 => return Ok(()),
+        90 => return Err(failed("writing the TLS files and the daemon configuration")),
+        91 => return Err(failed("reloading sshd with the new host key")),
+        92 => format!("restarting it failed: {}", out.stderr_text().trim()),
+        3 => "dockerd exited".to_string(),
+        _ => format!("port {DOCKER_PORT} did not open within {timeout:?}"),
+    };
+    let (log, tail) = log_tail(session, facts.init).await;
+    Err(ProvisionError::DaemonFailed { summary, log, tail })
 }
 
 /// The readiness probe, for POSIX `sh` alone (Alpine and other small images have no bash):
 /// exits 0 once something listens on `port`, 3 when dockerd is still not running after the
-/// first five seconds, 1 after `attempts` half-second tries.
+/// first five seconds, 1 after `wait_secs` (tenth-of-a-second tries: the port is seen open
+/// at most 0.1 s late).
 ///
 /// "Listens" is read from `/proc/net/tcp{,6}` (state `0A`), which every Linux has and which
 /// needs no tool at all; `nc -z`, bash's `/dev/tcp` and `docker version` on the local socket
@@ -287,8 +281,9 @@ pub async fn restart_and_wait(
 ///
 /// One line, no `!`: the login shell that runs `sh -c '…'` may be tcsh, which refuses line
 /// breaks inside single quotes and expands `!` even there.
-fn probe_script(port: u16, attempts: u64, sudo: &str) -> String {
+fn probe_script(port: u16, wait_secs: u64, sudo: &str) -> String {
     let hex = format!("{port:04X}");
+    let attempts = wait_secs * 10;
     [
         format!(
             "listening() {{ grep -Eq '^ *[0-9]+: [0-9A-F]+:{hex} [0-9A-F]+:[0-9A-F]+ 0A ' /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0"
@@ -309,7 +304,7 @@ fn probe_script(port: u16, attempts: u64, sudo: &str) -> String {
         "i=0".to_string(),
         format!(
             "while [ \"$i\" -lt {attempts} ]; do listening && exit 0; \
-             running || [ \"$i\" -lt 10 ] || exit 3; sleep 0.5 2>/dev/null || sleep 1; i=$((i + 1)); done"
+             running || [ \"$i\" -lt 50 ] || exit 3; sleep 0.1 2>/dev/null || sleep 1; i=$((i + 1)); done"
         ),
         "exit 1".to_string(),
     ]
@@ -453,7 +448,7 @@ mod tests {
 
     #[test]
     fn probe_is_posix_sh_without_bash() {
-        let script = probe_script(DOCKER_PORT, 20, "sudo -n ");
+        let script = probe_script(DOCKER_PORT, 10, "sudo -n ");
         // bash only where it exists, never as the interpreter.
         assert_eq!(
             script.matches("bash").count(),
@@ -488,7 +483,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let status = std::process::Command::new("sh")
-            .args(["-c", probe_script(port, 4, "").as_str()])
+            .args(["-c", probe_script(port, 1, "").as_str()])
             .status()
             .unwrap();
         assert_eq!(status.code(), Some(0));

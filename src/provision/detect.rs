@@ -1,8 +1,5 @@
 //! What the host runs: its distribution (`/etc/os-release`) and its init system.
 
-use super::ProvisionError;
-use crate::ssh::Session;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitSystem {
     Systemd,
@@ -64,15 +61,8 @@ impl HostFacts {
     }
 }
 
-pub async fn detect(session: &Session) -> Result<HostFacts, ProvisionError> {
-    let os = session
-        .run("cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release")
-        .await?;
-    let init = session
-        .run("if [ -d /run/systemd/system ]; then echo systemd; elif command -v openrc-run >/dev/null 2>&1 || command -v rc-service >/dev/null 2>&1; then echo openrc; else echo sysv; fi")
-        .await?;
-    Ok(parse_facts(&os, &init))
-}
+/// Prints the init system: `systemd`, `openrc` or `sysv`.
+pub const INIT_PROBE: &str = "if [ -d /run/systemd/system ]; then echo systemd; elif command -v openrc-run >/dev/null 2>&1 || command -v rc-service >/dev/null 2>&1; then echo openrc; else echo sysv; fi";
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod detect;
+pub mod probe;
 pub mod userdata;
 
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub use detect::{HostFacts, InitSystem};
 pub enum ProvisionError {
     #[error(transparent)]
     Ssh(#[from] SshError),
+    #[error("the host's answer could not be read: {0}")]
+    Probe(String),
     #[error("cloud-init did not finish within {0:?}")]
     CloudInitTimeout(Duration),
     #[error("the docker engine is not installed on the host and installing it failed: {0}")]
@@ -46,6 +49,7 @@ impl ProvisionError {
             ProvisionError::Install(_) => Some("use an image with docker, --engine-install-url URL, or check the instance's package mirror".into()),
             ProvisionError::DaemonFailed { .. } => Some("check --engine-opt/--engine-* values against `dockerd --help` on the host".into()),
             ProvisionError::CloudInitTimeout(_) => Some("the image may be slow to boot; raise --stage-timeout".into()),
+            ProvisionError::Probe(_) => Some("the login shell may print too much; `docker euca ssh NAME` shows what it says".into()),
         }
     }
 }
@@ -61,70 +65,42 @@ pub enum EngineInstall {
     Skip,
 }
 
-/// Waits for cloud-init to finish. Exit 2 ("done, with errors": e.g. no package mirror) counts as
-/// finished; images without cloud-init fall back to `boot-finished`, then to nothing.
-pub async fn wait_cloud_init(
-    session: &Session,
-    timeout: Duration,
-) -> Result<String, ProvisionError> {
-    let script = "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1; rc=$?; \
-                  if [ $rc -eq 0 ] || [ $rc -eq 2 ]; then echo cloud-init:$rc; exit 0; fi; fi; \
-                  for i in $(seq 600); do [ -e /var/lib/cloud/instance/boot-finished ] && { echo boot-finished; exit 0; }; \
-                  command -v cloud-init >/dev/null 2>&1 || { echo no-cloud-init; exit 0; }; sleep 1; done; exit 1";
-    match tokio::time::timeout(timeout, session.exec(script)).await {
-        Ok(out) => {
-            let out = out?;
-            if out.status != 0 {
-                return Err(ProvisionError::CloudInitTimeout(timeout));
-            }
-            Ok(out.stdout_text().trim().to_string())
-        }
-        Err(_) => Err(ProvisionError::CloudInitTimeout(timeout)),
-    }
-}
-
-/// Makes sure `dockerd` is on the host; returns the engine version `dockerd --version` reports.
-pub async fn ensure_engine(
+/// Installs the engine on a host whose probe found none; returns its `dockerd` path and
+/// version.
+pub async fn install_engine(
     session: &Session,
     facts: &HostFacts,
     install: &EngineInstall,
-) -> Result<String, ProvisionError> {
+) -> Result<(String, String), ProvisionError> {
     let sudo = session.sudo();
-    let present = session
-        .exec("command -v dockerd >/dev/null 2>&1")
-        .await?
-        .status
-        == 0;
-    if !present {
-        let command = match install {
-            EngineInstall::Skip => {
-                return Err(ProvisionError::Install(
-                    "--engine-install skip, and the image has no dockerd".into(),
-                ));
-            }
-            EngineInstall::Url(url) => format!(
-                "(command -v curl >/dev/null && curl -fsSL {u} || wget -qO- {u}) | {sudo}sh",
-                u = shell_quote(url)
-            ),
-            EngineInstall::Package => facts.package_install_command(sudo),
-        };
-        let out = session.exec(&command).await?;
-        if out.status != 0
-            || session
-                .exec("command -v dockerd >/dev/null 2>&1")
-                .await?
-                .status
-                != 0
-        {
-            let err = out.stderr_text();
-            let tail: Vec<&str> = err.lines().rev().take(5).collect();
+    let command = match install {
+        EngineInstall::Skip => {
             return Err(ProvisionError::Install(
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
+                "--engine-install skip, and the image has no dockerd".into(),
             ));
         }
-    }
-    let version = session
-        .run("dockerd --version 2>/dev/null || docker --version")
+        EngineInstall::Url(url) => format!(
+            "(command -v curl >/dev/null && curl -fsSL {u} || wget -qO- {u}) | {sudo}sh",
+            u = shell_quote(url)
+        ),
+        EngineInstall::Package => facts.package_install_command(sudo),
+    };
+    let out = session.exec(&command).await?;
+    let found = session
+        .exec("command -v dockerd && (dockerd --version 2>/dev/null || docker --version)")
         .await?;
-    Ok(version.trim().to_string())
+    let text = found.stdout_text();
+    let mut lines = text.lines();
+    match (found.status, lines.next(), lines.next()) {
+        (0, Some(path), Some(version)) if out.status == 0 => {
+            Ok((path.trim().to_string(), version.trim().to_string()))
+        }
+        _ => {
+            let err = out.stderr_text();
+            let tail: Vec<&str> = err.lines().rev().take(5).collect();
+            Err(ProvisionError::Install(
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
+            ))
+        }
+    }
 }

@@ -7,5 +7,6 @@ mod session;
 pub use session::shell_quote;
 
 pub use session::{
-    ExecOutput, Pty, Session, SshError, SshTarget, connections_opened, first_seen_host_key,
+    ExecOutput, Pty, RemoteFile, Session, SshError, SshTarget, connections_opened,
+    first_seen_host_key, write_files_script,
 };

@@ -430,6 +430,20 @@ impl Session {
         Ok(())
     }
 
+    /// Writes the files (each atomically: a temporary file, its mode, a rename) and then runs
+    /// `then`, as root, in one round trip. The script and the contents travel on the channel
+    /// (base64 in here-documents read by `sh -s`), never on a command line. Exit status 90: a
+    /// file could not be written; otherwise `then`'s.
+    pub async fn write_files_then(
+        &self,
+        files: &[RemoteFile<'_>],
+        then: &str,
+    ) -> Result<ExecOutput, SshError> {
+        let script = write_files_script(files, then);
+        self.exec_with_input(&format!("{}sh -s", self.sudo()), Some(script.as_bytes()))
+            .await
+    }
+
     /// Runs `command` with its output streamed to ours as it arrives; with `forward_stdin`, our
     /// stdin feeds it. With `pty` (an interactive login when `command` is empty) the remote side
     /// gets a terminal of our size. Returns the remote exit status.
@@ -608,6 +622,37 @@ fn signal_number(name: &str) -> Option<u32> {
 }
 
 /// Single-quotes `s` for a POSIX shell.
+/// A file for [`Session::write_files_then`].
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteFile<'a> {
+    pub path: &'a str,
+    pub contents: &'a [u8],
+    pub mode: u32,
+}
+
+/// The `sh -s` script of [`Session::write_files_then`]. `then` runs with stdin from
+/// `/dev/null`, so that nothing it starts reads the rest of the script.
+pub fn write_files_script(files: &[RemoteFile<'_>], then: &str) -> String {
+    use base64::Engine;
+    let mut s = String::from(
+        "umask 077
+if command -v base64 >/dev/null 2>&1; then d64() { base64 -d; }; else d64() { openssl base64 -d -A; }; fi
+",
+    );
+    for f in files {
+        let q = shell_quote(f.path);
+        let tmp = shell_quote(&format!("{}.docker-euca.tmp", f.path));
+        let data = base64::engine::general_purpose::STANDARD.encode(f.contents);
+        s.push_str(&format!(
+            "mkdir -p \"$(dirname {q})\" && d64 > {tmp} <<'DOCKER_EUCA_EOF'\n{data}\nDOCKER_EUCA_EOF\n\
+             chmod {mode:o} {tmp} && mv -f {tmp} {q} || exit 90\n",
+            mode = f.mode
+        ));
+    }
+    s.push_str(&format!("{{\n{then}\n}} </dev/null\n"));
+    s
+}
+
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
@@ -655,5 +700,52 @@ mod tests {
         ] {
             assert_eq!(signal_exit_status(&signal), status, "{signal:?}");
         }
+    }
+
+    #[test]
+    fn one_script_writes_every_file_with_its_mode_then_runs_the_rest() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("sub dir/key.pem");
+        let conf = dir.path().join("conf");
+        let (key_s, conf_s) = (key.to_str().unwrap(), conf.to_str().unwrap());
+        let secret = b"-----BEGIN KEY-----\nno newline at the end";
+        let script = write_files_script(
+            &[
+                RemoteFile {
+                    path: key_s,
+                    contents: secret,
+                    mode: 0o600,
+                },
+                RemoteFile {
+                    path: conf_s,
+                    contents: b"A='$HOME' \\ \"x\"\n",
+                    mode: 0o644,
+                },
+            ],
+            "cat; echo then-ran; exit 7",
+        );
+        let mut child = std::process::Command::new("sh")
+            .arg("-s")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(7));
+        // `cat` in `then` reads /dev/null, not the rest of the script.
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "then-ran\n");
+        assert_eq!(std::fs::read(&key).unwrap(), secret);
+        assert_eq!(std::fs::read(&conf).unwrap(), b"A='$HOME' \\ \"x\"\n");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&key), mode(&conf)), (0o600, 0o644));
+        assert!(!script.contains("no newline"), "contents travel encoded");
     }
 }
