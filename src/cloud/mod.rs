@@ -31,6 +31,37 @@ use error::from_sdk;
 /// believes it (EC2 is eventually consistent; Eucalyptus too).
 const STALE_STATE_GRACE: Duration = Duration::from_secs(60);
 
+/// When to ask again while an instance boots: the first look after 1 s (nothing has booted
+/// sooner), then 1.6 times longer each time up to 5 s (1, 2.6, 5.2, 9.3, 14.3 s…). An address
+/// that comes within 9 s costs 4 polls, a 60 s boot 14 (a fixed 1 s poll: 60); the price is
+/// seeing the address up to one interval late.
+#[derive(Debug, Clone)]
+pub struct PollSchedule {
+    next: Duration,
+}
+
+impl PollSchedule {
+    pub const FIRST: Duration = Duration::from_secs(1);
+    pub const CAP: Duration = Duration::from_secs(5);
+
+    pub fn new() -> Self {
+        PollSchedule { next: Self::FIRST }
+    }
+
+    /// The wait before the next poll.
+    pub fn next_delay(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 8 / 5).min(Self::CAP);
+        now
+    }
+}
+
+impl Default for PollSchedule {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// One EC2 client for one (endpoint, region, profile).
 #[derive(Debug, Clone)]
 pub struct Ec2 {
@@ -663,16 +694,50 @@ impl Ec2 {
         }
     }
 
-    /// Polls until the instance has a usable address (see [`usable_address`]).
+    /// Polls until the instance runs with a usable address (see [`usable_address`]): one wait
+    /// for both, with polls that back off ([`PollSchedule`]). A `terminated` or
+    /// `shutting-down` instance fails at once, a `stopped` one after [`STALE_STATE_GRACE`]
+    /// (just after StartInstances the cloud may still say so).
     pub async fn wait_for_address(
         &self,
         id: &str,
         use_private: bool,
         timeout: Duration,
     ) -> Result<InstanceInfo, CloudError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
+        let mut schedule = PollSchedule::new();
+        let mut seen_running = false;
         loop {
-            if let Some(info) = self.describe_instance(id).await?
+            let wait = schedule.next_delay();
+            if started.elapsed() + wait > timeout {
+                let what = if !seen_running {
+                    "be running".to_string()
+                } else if use_private {
+                    "get a private address".to_string()
+                } else {
+                    "get a public address (EDGE assigns it after the instance runs)".to_string()
+                };
+                return Err(CloudError::Timeout {
+                    what: format!("instance {id} to {what}"),
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(wait).await;
+            let Some(info) = self.describe_instance(id).await? else {
+                continue;
+            };
+            let gone = info.state == "terminated"
+                || info.state == "shutting-down"
+                || (info.state == "stopped" && started.elapsed() >= STALE_STATE_GRACE);
+            if gone {
+                return Err(CloudError::InstanceGone {
+                    instance: id.into(),
+                    state: info.state.clone(),
+                    reason: info.state_reason.clone(),
+                });
+            }
+            seen_running |= info.state == InstanceStateName::Running.as_str();
+            if info.state == InstanceStateName::Running.as_str()
                 && usable_address(
                     info.public_ip.as_deref(),
                     info.private_ip.as_deref(),
@@ -682,18 +747,6 @@ impl Ec2 {
             {
                 return Ok(info);
             }
-            if tokio::time::Instant::now() >= deadline {
-                let what = if use_private {
-                    "a private address"
-                } else {
-                    "a public address (EDGE assigns it after the instance runs)"
-                };
-                return Err(CloudError::Timeout {
-                    what: format!("instance {id} to get {what}"),
-                    waited: timeout,
-                });
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
@@ -887,6 +940,29 @@ fn instance_info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_back_off_to_a_cap_so_a_long_boot_costs_few_calls() {
+        let polls_within = |secs: u64| {
+            let mut schedule = PollSchedule::new();
+            let mut t = Duration::ZERO;
+            let mut n = 0;
+            loop {
+                t += schedule.next_delay();
+                if t > Duration::from_secs(secs) {
+                    return n;
+                }
+                n += 1;
+            }
+        };
+        assert_eq!(polls_within(1), 1);
+        assert!(polls_within(9) <= 4, "{}", polls_within(9));
+        assert!(polls_within(60) <= 14, "{}", polls_within(60));
+        let mut schedule = PollSchedule::new();
+        let delays: Vec<_> = (0..8).map(|_| schedule.next_delay()).collect();
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(*delays.last().unwrap(), PollSchedule::CAP);
+    }
 
     #[test]
     fn the_api_timeout_is_sixty_seconds_unless_set_to_a_positive_number() {

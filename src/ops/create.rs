@@ -12,7 +12,6 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use aws_sdk_ec2::types::InstanceStateName;
 use tokio_util::sync::CancellationToken;
 
 use super::{ingress, machine, setup, teardown};
@@ -434,7 +433,6 @@ impl Job<'_> {
         let group = self.security_group().await?;
         let instance = self.launch(&keys, &group).await?;
         self.tag_instance(&instance).await?;
-        self.wait_running(&instance).await?;
         let address = self.wait_address(&instance).await?;
         self.allow_this_machine_late(&group, address).await?;
         self.wait_ssh(address).await?;
@@ -755,40 +753,25 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Step 5, running.
-    async fn wait_running(&mut self, id: &str) -> anyhow::Result<()> {
-        self.progress.stage(format!("waiting for {id} to run"));
-        let info = self
-            .ec2
-            .wait_for_state(id, InstanceStateName::Running, self.opts.timeouts.running)
-            .await?;
-        self.journal(|r| r.cloud.private_ip = info.private_ip.clone())?;
-        crash::point("running");
-        Ok(())
-    }
-
-    /// Step 6, the address SSH and the daemon are reached at.
+    /// Steps 5 and 6: running, with the address SSH and the daemon are reached at (one wait).
     async fn wait_address(&mut self, id: &str) -> anyhow::Result<IpAddr> {
         let private = self.opts.use_private_address;
         self.progress.stage(if private {
-            "waiting for the private address"
+            format!("waiting for {id} to run with its private address")
         } else {
-            "waiting for a public address"
+            format!("waiting for {id} to run with a public address")
         });
-        let info = self
-            .ec2
-            .wait_for_address(id, private, self.opts.timeouts.address)
-            .await?;
+        let timeout = self.opts.timeouts.running + self.opts.timeouts.address;
+        let info = self.ec2.wait_for_address(id, private, timeout).await?;
+        self.journal(|r| r.cloud.private_ip = info.private_ip.clone())?;
+        crash::point("running");
         let address = usable_address(
             info.public_ip.as_deref(),
             info.private_ip.as_deref(),
             private,
         )
         .expect("wait_for_address returns only usable addresses");
-        self.journal(|r| {
-            r.cloud.private_ip = info.private_ip.clone();
-            r.cloud.public_ip = info.public_ip.clone().filter(|_| !private);
-        })?;
+        self.journal(|r| r.cloud.public_ip = info.public_ip.clone().filter(|_| !private))?;
         crash::point("address");
         Ok(address)
     }

@@ -240,8 +240,6 @@ async fn after_start(
 ) -> anyhow::Result<String> {
     let record = store.load(name)?;
     let id = instance_id(&record)?;
-    ec2.wait_for_state(&id, InstanceStateName::Running, timeout)
-        .await?;
     let use_private = record.cloud.use_private_address;
     let info = ec2.wait_for_address(&id, use_private, timeout).await?;
     let address: IpAddr = usable_address(

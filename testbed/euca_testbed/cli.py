@@ -334,7 +334,8 @@ def cmd_status(args):
           f"VMs {'fake' if st['fake_vms'] else 'real'}  keyring {'on' if st['keyring'] else 'off'}")
     g = st["config"]["global"]
     print(f"boot-delay {g['boot_delay']:g}s  public-ip-delay {g['public_ip_delay']:g}s  stale-start {g.get('stale_start', 0):g}s  "
-          f"clock-skew {g.get('clock_skew', 0):g}s  faults {len(st['faults'])}  accounts {len(st.get('accounts', []))}")
+          f"clock-skew {g.get('clock_skew', 0):g}s  mirror {_mirror_text(g)}  faults {len(st['faults'])}  "
+          f"accounts {len(st.get('accounts', []))}")
     if st["instances"]:
         print(f"{'INSTANCE':<21} {'ACCOUNT':<12} {'MODE':<4} {'PHASE':<10} {'PRIVATE':<15} {'PUBLIC':<15} {'SHOWN':<15} {'VM':<9} BOOT")
         for i in st["instances"]:
@@ -365,14 +366,21 @@ def cmd_credentials(args):
     return 0
 
 
+def _mirror_text(cfg):
+    """`ok`, `missing` or `hang` (with its seconds) of a config's values."""
+    m = cfg.get("mirror", "ok")
+    return f"hang({cfg.get('mirror_hang', 120):g}s)" if m == "hang" else m
+
+
 def cmd_config(args):
     values = {"boot_delay": args.boot_delay, "public_ip_delay": args.public_ip_delay, "stale_start": args.stale_start,
-              "clock_skew": args.clock_skew}
+              "clock_skew": args.clock_skew, "mirror": args.mirror, "mirror_hang": args.mirror_hang}
     if any(v is not None for v in values.values()):
         out = control("config", dict(values, access_key=args.access_key))
         applied = out["access_keys"].get(args.access_key, {}) if args.access_key else out["global"]
-        if args.clock_skew is not None and "clock_skew" not in applied:
-            raise Fail("the running personality knows no clock_skew (it predates it): restart the testbed (down, up)")
+        for k in ("clock_skew", "mirror", "mirror_hang"):
+            if values[k] is not None and k not in applied:
+                raise Fail(f"the running personality knows no {k} (it predates it): restart the testbed (down, up)")
     else:
         out = control("config")
     if args.json:
@@ -380,9 +388,10 @@ def cmd_config(args):
     else:
         g = out["global"]
         print(f"global boot-delay {g['boot_delay']:g} public-ip-delay {g['public_ip_delay']:g} stale-start {g['stale_start']:g} "
-              f"clock-skew {g.get('clock_skew', 0):g}")
+              f"clock-skew {g.get('clock_skew', 0):g} mirror {g.get('mirror', 'ok')} mirror-hang {g.get('mirror_hang', 120):g}")
         for ak, v in out["access_keys"].items():
-            print(f"{ak} " + " ".join(f"{k.replace('_', '-')} {x:g}" for k, x in v.items()))
+            print(f"{ak} " + " ".join(f"{k.replace('_', '-')} {x if isinstance(x, str) else format(x, 'g')}"
+                                      for k, x in v.items()))
     return 0
 
 
@@ -496,7 +505,7 @@ def parser():
                    help="`new`: the user of a new account; an account id: another user of that account (default: the first account)")
     c.set_defaults(fn=cmd_credentials)
 
-    cf = sub.add_parser("config", help="change boot-delay / public-ip-delay / stale-start / clock-skew at run time")
+    cf = sub.add_parser("config", help="change boot-delay / public-ip-delay / stale-start / clock-skew / mirror at run time")
     cf.add_argument("--access-key", metavar="AK", help="only for requests signed with AK")
     cf.add_argument("--boot-delay", type=float, metavar="S")
     cf.add_argument("--public-ip-delay", type=float, metavar="S")
@@ -505,6 +514,12 @@ def parser():
     cf.add_argument("--clock-skew", type=float, metavar="S",
                     help="the endpoint's clock runs S seconds ahead (negative: behind): Date headers and the "
                          "SigV4 15-minute check use now+S (default 0)")
+    cf.add_argument("--mirror", choices=["ok", "missing", "hang"],
+                    help="the package mirror of the VMs the key's RunInstances/StartInstances boot: ok (the host's "
+                         "packages), missing (no packages: installs fail at once), hang (no route: apt blocks "
+                         "--mirror-hang seconds, then fails) (default ok)")
+    cf.add_argument("--mirror-hang", type=float, metavar="S",
+                    help="with --mirror hang: seconds each apt-get update/install blocks (default 120, at most 3600)")
     cf.add_argument("--json", action="store_true")
     cf.set_defaults(fn=cmd_config)
 

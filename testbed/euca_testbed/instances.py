@@ -5,7 +5,8 @@ hands out (private 10.213.0.0/16, public 10.214.0.0/16), when a public address b
 boot state of each instance's VM, and the background work that drives vm.py. A reconcile loop puts
 the VMs back in line with moto's view (a VM for every running instance, none for the others).
 It also remembers each instance's account and client token, the window after a start in which
-Describe calls still show it stopped (`stale_start`), and which instances were purged.
+Describe calls still show it stopped (`stale_start`), which package mirror its VM sees (`mirror`, taken
+from the config of the key that launched or last started it), and which instances were purged.
 """
 
 import ipaddress
@@ -40,20 +41,31 @@ class AddressPool:
                     return str(ip)
 
 
+MIRROR_MODES = ("ok", "missing", "hang")  # vm.py / vm_apt_shim.sh
+MIRROR_HANG = 120.0
+TEXT_SETTINGS = ("mirror",)  # every other setting is seconds
+
+
 class Config:
-    """boot-delay / public-ip-delay / stale-start / clock-skew, global and per access key.
+    """boot-delay / public-ip-delay / stale-start / clock-skew / mirror (+ mirror-hang), global and
+    per access key.
 
     clock_skew (seconds, may be negative) is read by the personality, not the fleet: how far its
     clock is ahead for requests signed by the key (Date headers, the SigV4 time check).
+    mirror (ok | missing | hang) and mirror_hang (seconds each apt run blocks with "hang") go to the
+    VMs the key's RunInstances/StartInstances boot, as boot_delay does.
     """
 
-    def __init__(self, boot_delay=2.0, public_ip_delay=3.0, stale_start=0.0, clock_skew=0.0):
+    def __init__(self, boot_delay=2.0, public_ip_delay=3.0, stale_start=0.0, clock_skew=0.0, mirror="ok",
+                 mirror_hang=MIRROR_HANG):
         self._mu = threading.Lock()
         self.globals = {
             "boot_delay": float(boot_delay),
             "public_ip_delay": float(public_ip_delay),
             "stale_start": float(stale_start),
             "clock_skew": float(clock_skew),
+            "mirror": str(mirror),
+            "mirror_hang": float(mirror_hang),
         }
         self.per_key = {}
 
@@ -62,7 +74,7 @@ class Config:
             target = self.per_key.setdefault(access_key, {}) if access_key else self.globals
             for k, v in values.items():
                 if v is not None:
-                    target[k] = float(v)
+                    target[k] = str(v) if k in TEXT_SETTINGS else float(v)
 
     def get(self, access_key=None):
         with self._mu:
@@ -89,6 +101,8 @@ class Instance:
     user_data: bytes
     authorized_keys: list
     swap_host_key: bool = False
+    mirror: str = "ok"  # the package mirror its VM sees (config of the launching / last starting key)
+    mirror_hang: float = MIRROR_HANG
     # pending -> running -> (stopping -> stopped -> pending ...) -> terminated
     phase: str = "pending"
     generation: int = 0
@@ -273,6 +287,8 @@ class Fleet:
             inst.phase = "pending"
             inst.booted = False
             inst.public_visible_at = None
+            inst.mirror = cfg.get("mirror", "ok")
+            inst.mirror_hang = cfg.get("mirror_hang", MIRROR_HANG)
             gen = inst.generation
         self._spawn(self._do_boot, inst, gen, cfg["boot_delay"], cfg["public_ip_delay"])
 
@@ -307,6 +323,8 @@ class Fleet:
             user_data=inst.user_data,
             authorized_keys=inst.authorized_keys,
             swap_host_key=inst.swap_host_key,
+            mirror=inst.mirror,
+            mirror_hang=inst.mirror_hang,
         )
         t0 = time.time()
         try:
@@ -323,7 +341,24 @@ class Fleet:
                 inst.vm_error = None
         log.info("boot %s done in %.2fs ok=%s", inst.id, time.time() - t0, ok)
 
+    def _interrupt_boot(self, inst, gen=None):
+        """A boot in progress holds op_lock for as long as the VM's cloud-init runs (minutes behind a
+        hanging mirror, or user data that never ends): a stop or terminate stops the VM at once, as a
+        cloud stops an instance mid-boot, instead of waiting for it. The boot then fails ("interrupted
+        by stop") and releases the lock. Not when a newer operation (a start after this stop) has
+        been scheduled meanwhile: the lock may be that one's."""
+        if not inst.op_lock.locked() or (gen is not None and not self._current(inst, gen)):
+            return
+        vm = {v["id"]: v for v in self.machines.list_vms()}.get(inst.id)
+        if vm and vm.get("state") == "booting":
+            log.info("%s: interrupting its VM's boot", inst.id)
+            try:
+                self.machines.stop(inst.id)
+            except Exception:
+                log.exception("interrupting the boot of %s failed", inst.id)
+
     def _do_stop(self, inst, gen):
+        self._interrupt_boot(inst, gen)
         with inst.op_lock:
             try:
                 self.machines.stop(inst.id)
@@ -347,6 +382,7 @@ class Fleet:
         log.info("rebooted %s", inst.id)
 
     def _do_destroy(self, inst):
+        self._interrupt_boot(inst)
         with inst.op_lock:
             try:
                 self.machines.destroy(inst.id)
@@ -443,6 +479,8 @@ class Fleet:
                     "vm_state": vm.get("state"),
                     "boot_seconds": inst.boot_seconds,
                     "vm_error": inst.vm_error,
+                    "mirror": inst.mirror,
+                    "mirror_hang": inst.mirror_hang,
                 }
             )
         return out

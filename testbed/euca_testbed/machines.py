@@ -42,6 +42,7 @@ class _FakeVm:
                 "addresses": [a for a in (spec.private_ip, spec.public_ip) if a],
                 "state": "running",
                 "boot_seconds": round(time.time() - t0, 3),
+                "mirror": getattr(spec, "mirror", "ok"),
                 "console": f"fake console of {spec.instance_id}\n",
             }
 
@@ -91,7 +92,8 @@ class Machines:
     def __init__(self):
         self.vm, self.fake = load_vm_module()
 
-    def spec(self, *, instance_id, hostname, private_ip, public_ip, gateway, user_data, authorized_keys, swap_host_key):
+    def spec(self, *, instance_id, hostname, private_ip, public_ip, gateway, user_data, authorized_keys, swap_host_key,
+             mirror="ok", mirror_hang=120.0):
         return self.vm.VmSpec(
             instance_id=instance_id,
             hostname=hostname,
@@ -102,6 +104,8 @@ class Machines:
             user_data=user_data,
             authorized_keys=list(authorized_keys),
             swap_host_key=swap_host_key,
+            mirror=mirror,
+            mirror_hang=mirror_hang,
         )
 
     def boot(self, spec):

@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from . import binding, daemon, ec2xml, sigv4
-from .instances import Config, Fleet
+from .instances import MIRROR_MODES, Config, Fleet
 from .machines import Machines
 
 log = logging.getLogger("testbed.personality")
@@ -49,6 +49,7 @@ TOKEN_HEADER = "X-Testbed-Token"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account: the first user's (`up` prints its keys)
 ACCOUNT_HEADER = "x-moto-account-id"  # moto serves the request in this account
 API_VERSION = "2016-11-15"
+MAX_MIRROR_HANG = 3600  # config --mirror-hang: seconds each apt run blocks with mirror "hang"
 MAX_CLOCK_SKEW = 10 * 365 * 86400  # config --clock-skew: seconds either way (keeps dates printable)
 # moto checks no signature, but finds region and service in the credential scope
 MOTO_AUTH = (
@@ -845,7 +846,12 @@ class Personality:
                 skew = data.get("clock_skew")
                 if skew is not None and not (_seconds(skew) and abs(skew) <= MAX_CLOCK_SKEW):
                     return 400, {"error": f"clock_skew: seconds expected (negative: behind), at most {MAX_CLOCK_SKEW} either way"}
-                self.config.set(data.get("access_key"), clock_skew=skew, **values)
+                mirror, hang = data.get("mirror"), data.get("mirror_hang")
+                if mirror is not None and mirror not in MIRROR_MODES:
+                    return 400, {"error": f"mirror: one of {', '.join(MIRROR_MODES)} expected"}
+                if hang is not None and not (_seconds(hang) and 0 <= hang <= MAX_MIRROR_HANG):
+                    return 400, {"error": f"mirror_hang: seconds from 0 to {MAX_MIRROR_HANG} expected"}
+                self.config.set(data.get("access_key"), clock_skew=skew, mirror=mirror, mirror_hang=hang, **values)
             return 200, self.config.snapshot()
         if route == "fault":
             if method == "POST":

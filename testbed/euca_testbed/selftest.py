@@ -3,7 +3,8 @@
 Uses a user of its own (`credentials new`) with its own delays, so it can run next to other tests;
 terminates what it launched. With real VMs it also logs in over SSH with a pinned host key. It also
 makes a user of a new account (isolation), loses answers (fault --lose-answer), re-sends a launch
-with its ClientToken, purges an instance, and skews one user's clock (config --clock-skew).
+with its ClientToken, purges an instance, skews one user's clock (config --clock-skew), and boots a VM
+behind a hanging package mirror, then (stopped, started) behind one without packages (config --mirror).
 Prints one line per check and ends with `N passed, M failed`.
 """
 
@@ -288,6 +289,9 @@ def main(argv=None):
     print("purge")
     check_purge(state, error_of, check, c, lost, iid)
 
+    print("package mirror")
+    check_mirror(state, client, check, image, status["fake_vms"])
+
     print("terminate")
     c.delete_security_group(GroupName=group)
     c.terminate_instances(InstanceIds=[iid, vpc["InstanceId"]])
@@ -310,6 +314,83 @@ def main(argv=None):
     failed = RESULTS.count(False)
     print(f"{len(RESULTS) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def vm_exec(state, instance_id, argv):
+    """(returncode, stdout, stderr, seconds) of argv run in the instance's VM (control API exec)."""
+    import base64
+
+    t = time.time()
+    out = cli.control("exec", {"instance_id": instance_id, "argv": argv}, state=state, timeout=600)
+    return (out["returncode"], base64.b64decode(out["stdout"]).decode(errors="replace"),
+            base64.b64decode(out["stderr"]).decode(errors="replace"), time.time() - t)
+
+
+def check_mirror(state, client, check, image, fake_vms):
+    """config --mirror, per key: a launch behind a hanging mirror waits it out in cloud-init's packages
+    module (update, install) and still boots; started again behind a mirror without packages, apt fails
+    at once. The mode is read-only in the VM."""
+    u = cli.control("credentials", {}, state=state)
+    ak = u["access_key"]
+    cu = client(ak, u["secret_key"])
+    for bad, what in (({"mirror": "slow"}, "mirror"), ({"mirror_hang": -1}, "mirror_hang"), ({"mirror_hang": "x"}, "mirror_hang")):
+        try:
+            cli.control("config", dict(bad, access_key=ak), state=state)
+            check(False, f"config {bad} -> 400")
+        except cli.Fail as e:
+            check(what in str(e), f"config {bad} -> 400", e)
+    cfg = cli.control("config", {"access_key": ak, "mirror": "hang", "mirror_hang": 2, "boot_delay": 0.5}, state=state)
+    check(cfg["access_keys"][ak].get("mirror") == "hang" and cfg["access_keys"][ak].get("mirror_hang") == 2
+          and cfg["global"].get("mirror") == "ok", "config --mirror hang --mirror-hang 2 for this key (global ok)", cfg)
+    hang = 2
+    j = cu.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                         UserData="#cloud-config\npackages:\n  - docker.io\n")["Instances"][0]["InstanceId"]
+    vm = wait_vm(state, j, timeout=300)
+    check(vm.get("vm_state") == "running" and vm.get("mirror") == "hang",
+          "behind a hanging mirror, a launch with packages: still boots (status: mirror hang)", vm)
+    if not fake_vms and vm.get("vm_state") == "running":
+        check((vm.get("boot_seconds") or 0) >= 2 * hang, f"... after waiting out update and install ({2 * hang} s at least)",
+              vm.get("boot_seconds"))
+        rc, out, err, _ = vm_exec(state, j, ["cat", "/etc/euca-testbed/mirror"])
+        check(out.strip() == f"hang {hang}", "/etc/euca-testbed/mirror says `hang 2` in the VM", (rc, out, err))
+        rc, out, err, _ = vm_exec(state, j, ["sh", "-c", "echo ok > /etc/euca-testbed/mirror"])
+        check(rc != 0 and "Read-only" in err, "... and is read-only there", (rc, err))
+        rc, out, err, _ = vm_exec(state, j, ["cloud-init", "status"])
+        check("status: error" in out, "cloud-init: the packages module failed (status: error)", out)
+        rc, out, err, _ = vm_exec(state, j, ["cat", "/var/log/euca-testbed-mirror.log"])
+        ends = [l for l in out.splitlines() if " end " in l]
+        check(len(ends) == 2 and "update -> exit 0" in ends[0] and "install -> exit 100" in ends[1],
+              "mirror log: cloud-init's update (exit 0) and install (exit 100)", out)
+        rc, out, err, secs = vm_exec(state, j, ["apt-get", "update"])
+        check(rc == 0 and secs >= hang and "connection timed out" in out and "W: Some index files failed" in err,
+              "apt-get update blocks, then warns and exits 0 as apt does", (rc, round(secs, 2), out, err))
+        rc, out, err, secs = vm_exec(state, j, ["apt-get", "install", "-y", "docker.io"])
+        check(rc == 100 and secs >= hang and "E: Unable to fetch some archives" in err,
+              "apt-get install docker.io blocks, then fails (100)", (rc, round(secs, 2), err))
+        rc, out, err, secs = vm_exec(state, j, ["timeout", "1", "apt-get", "update"])
+        check(rc == 124 and secs < hang, "a hanging apt-get ends on SIGTERM", (rc, round(secs, 2)))
+    cu.stop_instances(InstanceIds=[j])
+    wait_vm(state, j, "stopped", timeout=60)
+    for _ in range(100):
+        if cu.describe_instances(InstanceIds=[j])["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped":
+            break
+        time.sleep(0.2)
+    cli.control("config", {"access_key": ak, "mirror": "missing"}, state=state)
+    cu.start_instances(InstanceIds=[j])
+    time.sleep(1)
+    vm = wait_vm(state, j, timeout=120)
+    check(vm.get("vm_state") == "running" and vm.get("mirror") == "missing",
+          "config --mirror missing, then StartInstances: the VM boots behind the empty mirror", vm)
+    if not fake_vms and vm.get("vm_state") == "running":
+        rc, out, err, _ = vm_exec(state, j, ["cat", "/etc/euca-testbed/mirror"])
+        check(out.strip() == "missing", "/etc/euca-testbed/mirror says `missing`", (rc, out))
+        rc, out, err, secs = vm_exec(state, j, ["apt-get", "update"])
+        check(rc == 0 and secs < 5, "apt-get update succeeds at once", (rc, round(secs, 2), err))
+        rc, out, err, secs = vm_exec(state, j, ["apt-get", "install", "-y", "docker.io"])
+        check(rc == 100 and secs < 5 and "E: Unable to locate package docker.io" in err,
+              "apt-get install docker.io fails at once: Unable to locate package (100)", (rc, round(secs, 2), err))
+    cli.control("config", {"access_key": ak, "mirror": "ok"}, state=state)
+    cu.terminate_instances(InstanceIds=[j])
 
 
 def signed_get(url, ak, sk, params, when):

@@ -35,13 +35,28 @@ The image (made once per state root from the host's /etc, copied per VM):
 
 `packages:` (and any apt-get/apt run in the VM) -- decision: the VM has no mirror and shares /usr and
 /var/lib/dpkg with the host, so vm_apt_shim.sh is bind-mounted (read-only) over /usr/bin/apt-get and
-/usr/bin/apt inside the VM's mount namespace only. It behaves like a reachable mirror that carries
-exactly the host's installed packages, all already at the newest version: `apt-get update` succeeds
-and changes nothing; `apt-get install PKG...` succeeds without side effects (no postinst: nothing gets
-enabled or started) when every PKG is installed on the host (dpkg-query), and otherwise prints
-"E: Unable to locate package PKG" and exits 100 like apt (so cloud-init reports an error for the
-packages module while the rest of the boot goes on, as on a private cloud without a mirror); upgrades
-are no-ops; remove/purge fail (exit 100).
+/usr/bin/apt inside the VM's mount namespace only. Which mirror it plays is the spec's `mirror`
+(`testbed config --mirror`, decided by the key of the RunInstances/StartInstances that boots the VM),
+written at every boot to a file bind-mounted read-only at /etc/euca-testbed/mirror ("MODE" or
+"hang SECONDS"):
+  * ok (default): a reachable mirror that carries exactly the host's installed packages, all already
+    at the newest version: `apt-get update` succeeds and changes nothing; `apt-get install PKG...`
+    succeeds without side effects (no postinst: nothing gets enabled or started) when every PKG is
+    installed on the host (dpkg-query), and otherwise prints "E: Unable to locate package PKG" and
+    exits 100 like apt (so cloud-init reports an error for the packages module while the rest of the
+    boot goes on, as on a private cloud without the package);
+  * missing: a reachable mirror without any package: update succeeds, every install fails at once
+    ("E: Unable to locate package PKG", exit 100);
+  * hang: no route to any mirror: update and install block `mirror_hang` seconds (default 120) as apt
+    does while its connections time out, then fail with apt's messages (update: "W: ... connection
+    timed out" and exit 0, as apt treats transient network failures, 100 with --error-on=any;
+    install: "E: Unable to fetch some archives", exit 100). cloud-init's packages module makes two
+    such calls (update, install), so the boot's own time limit (BOOT_TIMEOUT) grows by twice
+    mirror_hang: the boot waits the mirror out as a VM on such a cloud does, then goes on, and sshd
+    answers (later). A stop or destroy interrupts a hanging boot as any other (the VM's init dies,
+    and the shim with it).
+Upgrades are no-ops and remove/purge fail (exit 100) in every mode. Each apt run is logged in the VM's
+/var/log/euca-testbed-mirror.log (start and end, mode, arguments, exit code, seconds).
 
 Everything lives under /var/lib/docker-euca-testbed/ (image/: template /etc and helper files);
 vms/<instance id>/ holds the VM's disk dirs,
@@ -92,6 +107,10 @@ VM_ENV = [
 ]
 HOLDER_START_TIMEOUT = 30
 BOOT_TIMEOUT = 900
+MIRROR_MODES = ("ok", "missing", "hang")
+MIRROR_HANG = 120.0  # seconds each apt run blocks with mirror "hang" (unless the spec says otherwise)
+MIRROR_HANG_MAX = 3600.0
+MIRROR_FILE = "/etc/euca-testbed/mirror"  # in the VM (read-only); vm_apt_shim.sh reads it
 SSH_WAIT = 10
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -209,6 +228,8 @@ class VmSpec:
     user_data: bytes = b""
     authorized_keys: list[str] = field(default_factory=list)
     swap_host_key: bool = False
+    mirror: str = "ok"  # the package mirror the VM sees: ok | missing | hang (vm_apt_shim.sh)
+    mirror_hang: float = MIRROR_HANG  # seconds each apt run blocks with mirror "hang"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -532,7 +553,19 @@ def boot(spec: VmSpec):
             vm.booting = False
 
 
+def _mirror_of(spec):
+    mode = getattr(spec, "mirror", None) or "ok"
+    if mode not in MIRROR_MODES:
+        raise VmError("mirror %r: one of %s expected" % (mode, ", ".join(MIRROR_MODES)))
+    hang = getattr(spec, "mirror_hang", None)
+    hang = MIRROR_HANG if hang is None else float(hang)
+    if not 0 <= hang <= MIRROR_HANG_MAX:
+        raise VmError("mirror_hang %r: 0 to %d seconds expected" % (hang, MIRROR_HANG_MAX))
+    return mode, hang
+
+
 def _boot_locked(vm, spec, t0):
+    mirror, mirror_hang = _mirror_of(spec)
     if vm.holder_pid():
         vm.log("boot requested while running: rebooting")
         _stop_locked(vm)
@@ -556,11 +589,14 @@ def _boot_locked(vm, spec, t0):
         "holder_pid": None,
         "holder_start": None,
         "error": None,
+        "mirror": mirror,
+        "mirror_hang": mirror_hang,
     })
     vm.save()
     try:
         if first:
             _create_disk(vm)
+        _write_mirror(vm)
         vm.log("boot #%d (private %s, public %s)" % (vm.info.get("boots", 0) + 1, spec.private_ip,
                                                      spec.public_ip))
         vm.console_write("[    0.000000] euca-testbed: booting %s (%s) private %s%s\n" % (
@@ -674,6 +710,19 @@ def _write_seed(vm, spec):
         f.write("nameserver %s\n" % vm.info["gateway"])
 
 
+def _write_mirror(vm):
+    """The mirror mode for vm_apt_shim.sh: a file outside the VM's /etc, bind-mounted read-only over
+    MIRROR_FILE (whose mount point is made in the VM's /etc, also on disks older than this)."""
+    mode, hang = vm.info.get("mirror", "ok"), vm.info.get("mirror_hang", MIRROR_HANG)
+    with open(vm.path("mirror"), "w") as f:
+        f.write("hang %g\n" % hang if mode == "hang" else mode + "\n")
+    mp = vm.path("etc", MIRROR_FILE.lstrip("/").split("/", 1)[1])
+    os.makedirs(os.path.dirname(mp), exist_ok=True)
+    if not os.path.isfile(mp):
+        open(mp, "w").close()
+    vm.log("mirror %s" % (("hang %g s" % hang) if mode == "hang" else mode))
+
+
 def _setup_netns(vm, spec, gateway):
     ns, key = vm.info["netns"], _key(spec.instance_id)
     host_if, peer_if = VETH_HOST_PREFIX + key, VETH_PEER_PREFIX + key
@@ -726,7 +775,8 @@ def _start_holder(vm):
                      for n, mp in OVERLAYS if os.path.isdir(mp) and not os.path.islink(mp)],
         "binds": [[vm.path("etc"), "/etc"]] + [[vm.path("disk", n), mp] for n, mp, _ in DISK_MOUNTS],
         "ro_binds": [[os.path.join(IMAGE_DIR, "vm_apt_shim.sh"), p]
-                     for p in ("/usr/bin/apt-get", "/usr/bin/apt") if os.path.exists(p)],
+                     for p in ("/usr/bin/apt-get", "/usr/bin/apt") if os.path.exists(p)]
+                    + [[vm.path("mirror"), MIRROR_FILE]],
     }
     with open(vm.path("init.json"), "w") as f:
         json.dump(cfg, f, indent=1)
@@ -790,14 +840,15 @@ def _run_boot_script(vm, swap):
     open(status, "w").close()
     env = ["ETB_STATUS=" + status, "ETB_SWAP_HOST_KEY=" + ("1" if swap else "0")]
     argv = _nsenter_argv(vm.info["holder_pid"], ["/bin/sh", os.path.join(IMAGE_DIR, "boot.sh")], env)
+    # a hanging mirror: cloud-init's packages module waits it out twice (update, install), as on a cloud
+    limit = BOOT_TIMEOUT + (2 * vm.info.get("mirror_hang", MIRROR_HANG) if vm.info.get("mirror") == "hang" else 0)
     t = time.monotonic()
     with open(vm.path("console.log"), "ab") as con:
         try:
-            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=con, stderr=con, timeout=BOOT_TIMEOUT,
-                               cwd="/")
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=con, stderr=con, timeout=limit, cwd="/")
         except subprocess.TimeoutExpired:
             raise VmError("boot of %s did not finish within %d s (see %s)" % (
-                vm.id, BOOT_TIMEOUT, vm.path("console.log")))
+                vm.id, limit, vm.path("console.log")))
     results = open(status).read()
     vm.log("boot script exit %d in %.2f s:\n%s" % (r.returncode, time.monotonic() - t, results.rstrip()))
     if "done 0" not in results:
@@ -1140,5 +1191,6 @@ def list_vms() -> list[dict]:
             "netns": info.get("netns"),
             "dir": vm.dir,
             "error": info.get("error"),
+            "mirror": info.get("mirror", "ok"),
         })
     return out
