@@ -187,7 +187,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
 }
 
 fn init_logging(globals: &GlobalFlags, debug: bool) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
     let level = if debug {
         "debug".to_string()
     } else {
@@ -197,15 +197,24 @@ fn init_logging(globals: &GlobalFlags, debug: bool) {
             None => "warn".into(),
         }
     };
-    // Our crate at the chosen level; dependencies one step quieter unless RUST_LOG says otherwise.
-    let filter = EnvFilter::try_from_env("DOCKER_EUCA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,docker_euca={level}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Our crate at the chosen level, dependencies at `warn`, unless DOCKER_EUCA_LOG gives
+    // targets (`info,russh=debug`: the syntax of RUST_LOG without span filters).
+    let filter = std::env::var("DOCKER_EUCA_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            format!("warn,docker_euca={level}")
+                .parse()
+                .unwrap_or_default()
+        });
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(debug)
-        .without_time()
+        .without_time();
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
         .try_init();
 }
 

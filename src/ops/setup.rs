@@ -409,7 +409,8 @@ async fn set_up_host(
         (Some(path), Some(version)) => (path.clone(), version.clone()),
         _ => {
             progress.stage("installing the docker engine");
-            provision::install_engine(session, &host.facts, &plan.install).await?
+            provision::install_engine(session, &host.facts, &plan.install, plan.stage_timeout)
+                .await?
         }
     };
     crate::crash::point("engine");

@@ -65,12 +65,13 @@ pub enum EngineInstall {
     Skip,
 }
 
-/// Installs the engine on a host whose probe found none; returns its `dockerd` path and
-/// version.
+/// Installs the engine on a host whose probe found none, within `timeout`; returns its
+/// `dockerd` path and version.
 pub async fn install_engine(
     session: &Session,
     facts: &HostFacts,
     install: &EngineInstall,
+    timeout: Duration,
 ) -> Result<(String, String), ProvisionError> {
     let sudo = session.sudo();
     let command = match install {
@@ -85,7 +86,14 @@ pub async fn install_engine(
         ),
         EngineInstall::Package => facts.package_install_command(sudo),
     };
-    let out = session.exec(&command).await?;
+    // A package manager behind an unreachable mirror waits until its connections time out.
+    let out = tokio::time::timeout(timeout, session.exec(&command))
+        .await
+        .map_err(|_| {
+            ProvisionError::Install(format!(
+                "the install did not finish within {timeout:?} (no reachable package mirror?)"
+            ))
+        })??;
     let found = session
         .exec("command -v dockerd && (dockerd --version 2>/dev/null || docker --version)")
         .await?;

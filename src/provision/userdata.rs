@@ -1,6 +1,6 @@
 //! The cloud-init user data a create sends: our cloud-config (the client's authorised key and the
 //! pinned host key), combined with the user's own `--user-data` as a MIME multipart so cloud-init
-//! merges the two itself (lists append, the user's values are kept). Gzipped over 16 KiB.
+//! merges the two itself (our list items go first, the user's values are kept). Gzipped over 16 KiB.
 //! [`check_format`] and [`check_size`] say before anything is made whether the cloud and
 //! cloud-init can take it.
 
@@ -199,7 +199,9 @@ fn our_cloud_config(cfg: &OurConfig) -> String {
     doc.insert(
         "merge_how".into(),
         serde_json::json!([
-            {"name": "list", "settings": ["append"]},
+            // Ours first: the engine-install step runs before the user's runcmd (which may
+            // use docker), and a failing user command stays the last, the one cloud-init reports.
+            {"name": "list", "settings": ["prepend"]},
             {"name": "dict", "settings": ["no_replace", "recurse_list"]}
         ]),
     );

@@ -56,7 +56,7 @@ fn create_edge_with_a_public_ip_delay_then_rm_leaves_nothing() {
     for stage in [
         "creating security group",
         "launching",
-        "waiting for a public address",
+        "to run with a public address",
         "waiting for SSH",
     ] {
         assert!(

@@ -4,6 +4,7 @@
 
 mod after_down;
 mod bad_input;
+mod bench_figures;
 mod bench_ls;
 mod concurrency;
 mod contexts;
@@ -17,6 +18,7 @@ mod import_machine;
 mod kill_matrix;
 mod lifecycle;
 mod mtls;
+mod offline_mirror;
 mod ownership;
 mod plugin_protocol;
 mod provision_flow;
