@@ -2,7 +2,11 @@
 
 use std::{path::Path, time::Duration};
 
-use bollard::{API_DEFAULT_VERSION, Docker};
+use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -16,6 +20,8 @@ pub enum EngineError {
         url: String,
         source: bollard::errors::Error,
     },
+    #[error("cannot read the client TLS files in {dir}: {message}")]
+    TlsFiles { dir: String, message: String },
     #[error("the docker daemon at {url} did not answer within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
 }
@@ -26,6 +32,64 @@ impl EngineError {
          `docker euca regenerate-certs NAME` if its address changed outside docker-euca"
             .into()
     }
+}
+
+/// A bollard client for one daemon over our own rustls client: it trusts the machine's CA
+/// alone (bollard's `connect_with_ssl` adds the system's roots, which a daemon endpoint has no
+/// business being vouched for by, and loads them anew for every client: milliseconds each, for
+/// every machine `ls` probes) and keeps its connection, so that the version negotiation and the
+/// call share one TLS handshake.
+fn client(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Docker, EngineError> {
+    let config = tls_config(tls_dir).map_err(|message| EngineError::TlsFiles {
+        dir: tls_dir.display().to_string(),
+        message,
+    })?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeout));
+    let https = hyper_rustls::HttpsConnector::from((http, config));
+    let client = Client::builder(TokioExecutor::new()).build(https);
+    let transport = move |request: BollardRequest| {
+        let client = client.clone();
+        async move {
+            client
+                .request(request)
+                .await
+                .map_err(bollard::errors::Error::from)
+        }
+    };
+    let addr = url.replacen("tcp://", "https://", 1);
+    Docker::connect_with_custom_transport(
+        transport,
+        Some(addr),
+        timeout.as_secs().max(1),
+        API_DEFAULT_VERSION,
+    )
+    .map_err(|source| EngineError::Client {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// Mutual TLS with the files of a docker context's TLS directory.
+fn tls_config(dir: &Path) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let read = |file: &str| std::fs::read(dir.join(file)).map_err(|e| format!("{file}: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&read("ca.pem")?) {
+        roots
+            .add(ca.map_err(|e| format!("ca.pem: {e}"))?)
+            .map_err(|e| format!("ca.pem: {e}"))?;
+    }
+    let chain = CertificateDer::pem_slice_iter(&read("cert.pem")?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cert.pem: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&read("key.pem")?).map_err(|e| format!("key.pem: {e}"))?;
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("cert.pem and key.pem: {e}"))
 }
 
 /// What `/version` says about the daemon.
@@ -44,18 +108,7 @@ pub async fn version(
     tls_dir: &Path,
     timeout: Duration,
 ) -> Result<EngineVersion, EngineError> {
-    let docker = Docker::connect_with_ssl(
-        url,
-        &tls_dir.join("key.pem"),
-        &tls_dir.join("cert.pem"),
-        &tls_dir.join("ca.pem"),
-        timeout.as_secs().max(1),
-        API_DEFAULT_VERSION,
-    )
-    .map_err(|source| EngineError::Client {
-        url: url.to_string(),
-        source,
-    })?;
+    let docker = client(url, tls_dir, timeout)?;
     let call = async {
         let docker = docker.negotiate_version().await?;
         docker.version().await

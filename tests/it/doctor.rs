@@ -474,3 +474,77 @@ fn new_host_keys_fail_ssh_naming_the_change() {
 
     rm(&home, &user, &name);
 }
+
+#[test]
+fn an_endpoint_nobody_listens_on_fails_endpoint_tcp_alone() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let port = crate::support::free_port();
+    let mut cmd = euca(&home, &user, &["doctor", "--format", "json"]);
+    cmd.env(
+        "EC2_URL",
+        format!("http://127.0.0.1:{port}/services/compute/"),
+    );
+    let d = doctor_run(cmd);
+    d.assert_fails_alone("endpoint-tcp", "endpoint");
+    assert_eq!(d.status("endpoint-dns"), "ok", "{}", d.all());
+    for check in ["credentials", "clock", "region"] {
+        assert_eq!(d.status(check), "skip", "{check}\n{}", d.all());
+    }
+}
+
+#[test]
+fn the_kernel_keyring_warns_that_it_does_not_survive_a_reboot() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let mut cmd = euca(&home, &user, &["doctor", "--format", "json"]);
+    cmd.env("DOCKER_EUCA_KEYRING", "keyutils");
+    let d = doctor_run(cmd);
+    d.assert_healthy();
+    assert_eq!(d.status("keyring"), "warn", "{}", d.all());
+    assert!(d.line("keyring").detail.contains("reboot"), "{}", d.all());
+}
+
+#[test]
+fn an_unknown_machine_fails_record_and_skips_the_machine_checks() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let d = doctor(&home, &user, &["no-such-machine"]);
+    d.assert_fails_alone("record", "docker euca ls");
+    for check in &CHECKS[CLOUD_CHECKS + 1..] {
+        assert_eq!(d.status(check), "skip", "{check}\n{}", d.all());
+    }
+}
+
+#[test]
+fn a_context_removed_by_hand_fails_context_alone() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let name = unique("doc-ctx");
+    create_ok(&home, &user, &name, &["-q"]);
+    ok(home.docker().args(["context", "rm", "-f", &name]));
+    let d = doctor(&home, &user, &[&name]);
+    assert_eq!(d.out.status.code(), Some(1), "{}", d.all());
+    assert_eq!(d.status("context"), "fail", "{}", d.all());
+    assert!(
+        d.line("context")
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("regenerate-certs")),
+        "{}",
+        d.all()
+    );
+    // Everything that does not read the context still passes.
+    for check in [
+        "record",
+        "instance",
+        "security-group",
+        "port-22",
+        "port-2376",
+        "ssh",
+        "certificate",
+    ] {
+        assert_eq!(d.status(check), "ok", "{check}\n{}", d.all());
+    }
+    rm(&home, &user, &name);
+}
