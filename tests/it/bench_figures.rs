@@ -137,46 +137,7 @@ fn ls_over_pending_machines() {
             .prefix("bench-ls-")
             .tempdir()
             .unwrap();
-        let (json, ids_file) = write_machines(work.path(), &machines);
-        let dm_store = work.path().join("docker-machine");
-        let mut args = vec![
-            "measure-ls".to_string(),
-            "--label".into(),
-            "pending".into(),
-            "--ids-file".into(),
-            ids_file.display().to_string(),
-            "--docker-config".into(),
-            home.path().display().to_string(),
-            "--plugin".into(),
-            plugin(),
-            "--runs".into(),
-            runs.to_string(),
-        ];
-        if docker_machine().is_some() {
-            bench_tool(
-                &user,
-                &[
-                    "dm-store",
-                    "--store",
-                    dm_store.to_str().unwrap(),
-                    "--machines",
-                    json.to_str().unwrap(),
-                ],
-            );
-            args.extend(["--dm-store".into(), dm_store.display().to_string()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        bench_tool(&user, &args);
-        bench_tool(
-            &user,
-            &[
-                "floor",
-                "--label",
-                "pending",
-                "--ids-file",
-                ids_file.to_str().unwrap(),
-            ],
-        );
+        measure_ls(&user, &home, work.path(), "pending", &machines, runs);
         bench::terminate(&user, &ids);
     }
 }
@@ -399,36 +360,7 @@ fn create_then_ls_over_answering_machines() {
             })
         })
         .collect();
-    let (json, ids_file) = write_machines(home.path(), &machines);
-    let dm_store = home.path().join("docker-machine");
-    let mut args = vec![
-        "measure-ls".to_string(),
-        "--label".into(),
-        "live".into(),
-        "--ids-file".into(),
-        ids_file.display().to_string(),
-        "--docker-config".into(),
-        home.path().display().to_string(),
-        "--plugin".into(),
-        plugin(),
-        "--runs".into(),
-        runs.to_string(),
-    ];
-    if docker_machine().is_some() {
-        bench_tool(
-            &user,
-            &[
-                "dm-store",
-                "--store",
-                dm_store.to_str().unwrap(),
-                "--machines",
-                json.to_str().unwrap(),
-            ],
-        );
-        args.extend(["--dm-store".into(), dm_store.display().to_string()]);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = bench_tool(&user, &args);
+    let out = measure_ls(&user, &home, home.path(), "live", &machines, runs);
     let answering: Vec<&str> = out
         .lines()
         .filter_map(|l| figure_value(l, "answering"))
@@ -436,16 +368,6 @@ fn create_then_ls_over_answering_machines() {
     eprintln!(
         "bench: daemons answering per tool: {answering:?} of {}",
         names.len()
-    );
-    bench_tool(
-        &user,
-        &[
-            "floor",
-            "--label",
-            "live",
-            "--ids-file",
-            ids_file.to_str().unwrap(),
-        ],
     );
     let r = record(&home, &names[0]);
     let tls = contexts.tls_dir(&r.context_name());
@@ -529,4 +451,51 @@ fn certificates() {
             "release"
         },
     );
+}
+
+/// `bench-tool measure-ls` over `machines` (docker-euca's store in `home`; a docker-machine
+/// store of the same instances in `work` when docker-machine is there), then the floor;
+/// returns measure-ls's output.
+fn measure_ls(
+    user: &User,
+    home: &DockerHome,
+    work: &Path,
+    label: &str,
+    machines: &[serde_json::Value],
+    runs: u32,
+) -> String {
+    let (json, ids_file) = write_machines(work, machines);
+    let dm_store = work.join("docker-machine");
+    let mut args = vec![
+        "measure-ls".to_string(),
+        "--label".into(),
+        label.into(),
+        "--ids-file".into(),
+        ids_file.display().to_string(),
+        "--docker-config".into(),
+        home.path().display().to_string(),
+        "--plugin".into(),
+        plugin(),
+        "--runs".into(),
+        runs.to_string(),
+    ];
+    if docker_machine().is_some() {
+        bench_tool(
+            user,
+            &[
+                "dm-store",
+                "--store",
+                dm_store.to_str().unwrap(),
+                "--machines",
+                json.to_str().unwrap(),
+            ],
+        );
+        args.extend(["--dm-store".into(), dm_store.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = bench_tool(user, &args);
+    // The floor: the same DescribeInstances sent directly, in the same run.
+    let ids = ids_file.to_str().unwrap();
+    bench_tool(user, &["floor", "--label", label, "--ids-file", ids]);
+    out
 }

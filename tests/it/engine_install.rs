@@ -9,13 +9,10 @@ use std::{
 };
 
 use crate::support::{
-    DockerHome, ok, run,
-    testbed::{User, assert_nothing_left, env, euca, unique},
+    DockerHome, ok,
+    testbed::{User, assert_nothing_left, create_without_engine, euca, unique},
     text,
 };
-
-const HIDE_DOCKERD: &str =
-    "#cloud-config\nruncmd:\n  - mv /usr/sbin/dockerd /usr/sbin/dockerd.hidden\n";
 
 /// Serves `body` to every request on the testbed bridge (where VMs can reach the host).
 fn serve(body: &'static str) -> String {
@@ -40,24 +37,9 @@ fn an_install_script_url_installs_the_missing_engine() {
     let home = DockerHome::new();
     let user = User::new();
     let name = unique("url");
-    let user_data = home.path().join("hide.yaml");
-    std::fs::write(&user_data, HIDE_DOCKERD).unwrap();
     let url =
         serve("#!/bin/sh\nset -e\nmv /usr/sbin/dockerd.hidden /usr/sbin/dockerd\necho installed\n");
-    let out = run(&mut euca(
-        &home,
-        &user,
-        &[
-            "create",
-            &name,
-            "--image",
-            &env()["EUCA_TESTBED_IMAGE"],
-            "--user-data",
-            user_data.to_str().unwrap(),
-            "--engine-install-url",
-            &url,
-        ],
-    ));
+    let out = create_without_engine(&home, &user, &name, &["--engine-install-url", &url]);
     assert!(out.status.success(), "{}", text(&out));
     ok(home.docker().args(["--context", &name, "version"]));
     ok(&mut euca(&home, &user, &["rm", "-y", &name]));
@@ -69,20 +51,7 @@ fn an_engine_the_package_manager_cannot_provide_fails_clearly_and_rolls_back() {
     let home = DockerHome::new();
     let user = User::new();
     let name = unique("nopkg");
-    let user_data = home.path().join("hide.yaml");
-    std::fs::write(&user_data, HIDE_DOCKERD).unwrap();
-    let out = run(&mut euca(
-        &home,
-        &user,
-        &[
-            "create",
-            &name,
-            "--image",
-            &env()["EUCA_TESTBED_IMAGE"],
-            "--user-data",
-            user_data.to_str().unwrap(),
-        ],
-    ));
+    let out = create_without_engine(&home, &user, &name, &[]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -95,20 +64,7 @@ fn an_engine_the_package_manager_cannot_provide_fails_clearly_and_rolls_back() {
     );
     assert!(err.contains("rolled back"), "{err}");
     assert_nothing_left(&user, &name);
-    let skip = run(&mut euca(
-        &home,
-        &user,
-        &[
-            "create",
-            &name,
-            "--image",
-            &env()["EUCA_TESTBED_IMAGE"],
-            "--user-data",
-            user_data.to_str().unwrap(),
-            "--engine-install",
-            "skip",
-        ],
-    ));
+    let skip = create_without_engine(&home, &user, &name, &["--engine-install", "skip"]);
     assert!(
         String::from_utf8_lossy(&skip.stderr)
             .contains("--engine-install skip, and the image has no dockerd"),

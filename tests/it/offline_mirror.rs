@@ -9,8 +9,10 @@
 use std::time::Instant;
 
 use crate::support::{
-    DockerHome, ok, run, server_version,
-    testbed::{User, assert_nothing_left, create_ok, env, euca, record, testbed, unique},
+    DockerHome, ok, server_version,
+    testbed::{
+        User, assert_nothing_left, create_ok, create_without_engine, euca, record, testbed, unique,
+    },
     text,
 };
 
@@ -21,10 +23,6 @@ const NO_PACKAGE_INSTALL: &str = "), no package install";
 const INSTALLING_WITH_APT: &str = "docker-euca: installing the engine with apt-get";
 /// Every apt-get/apt run in a testbed VM is logged here (testbed/README.md, "Package mirror").
 const MIRROR_LOG: &str = "/var/log/euca-testbed-mirror.log";
-
-/// `bootcmd` runs before our part of `runcmd`, so the boot script finds no engine.
-const HIDE_DOCKERD: &str =
-    "#cloud-config\nbootcmd:\n  - mv /usr/sbin/dockerd /usr/sbin/dockerd.hidden || true\n";
 
 fn instance_id(home: &DockerHome, name: &str) -> String {
     record(home, name)
@@ -109,24 +107,12 @@ fn a_missing_engine_behind_a_hanging_mirror_is_asked_of_apt_and_fails_clearly() 
     let user = User::new();
     user.config(&["--mirror", "hang", "--mirror-hang", "5"]);
     let name = unique("offline-noengine");
-    let user_data = home.path().join("hide.yaml");
-    std::fs::write(&user_data, HIDE_DOCKERD).unwrap();
-
-    let out = run(&mut euca(
+    let out = create_without_engine(
         &home,
         &user,
-        &[
-            "create",
-            &name,
-            "--image",
-            &env()["EUCA_TESTBED_IMAGE"],
-            "--user-data",
-            user_data.to_str().unwrap(),
-            "--stage-timeout",
-            "120",
-            "--keep-on-failure",
-        ],
-    ));
+        &name,
+        &["--stage-timeout", "120", "--keep-on-failure"],
+    );
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

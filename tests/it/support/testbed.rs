@@ -186,6 +186,32 @@ pub fn groups_named_for(user: &User, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// `docker euca create NAME --image <testbed image> EXTRA…` as `user` on an image that "lacks"
+/// the engine: the user data hides dockerd in `bootcmd`, before anything looks for it.
+pub fn create_without_engine(
+    home: &super::DockerHome,
+    user: &User,
+    name: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let user_data = home.path().join("hide-dockerd.yaml");
+    std::fs::write(
+        &user_data,
+        "#cloud-config\nbootcmd:\n  - mv /usr/sbin/dockerd /usr/sbin/dockerd.hidden || true\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "create",
+        name,
+        "--image",
+        env()["EUCA_TESTBED_IMAGE"].as_str(),
+        "--user-data",
+        user_data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    super::run(&mut euca(home, user, &args))
+}
+
 /// `docker euca create NAME --image <testbed image> EXTRA…` as `user`, insisting on success.
 pub fn create_ok(home: &super::DockerHome, user: &User, name: &str, extra: &[&str]) -> String {
     let mut args = vec![
