@@ -122,3 +122,54 @@ pub fn usage_error(message: &str) -> ExitCode {
     eprintln!("hint: see `docker euca --help`");
     ExitCode::from(2)
 }
+
+/// An error as one line: its whole chain, cut at the first line break.
+pub fn first_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Columns padded to their widest cell (three spaces apart, as docker's tables), the last one
+/// unpadded; each line ends with a newline.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cols: [&str; N]| {
+        let mut s = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}   ", width = widths[i]));
+            }
+        }
+        format!("{}\n", s.trim_end())
+    };
+    let mut out = line(*header);
+    for row in rows {
+        out.push_str(&line(std::array::from_fn(|i| row[i].as_str())));
+    }
+    out
+}
+
+#[cfg(test)]
+mod table_tests {
+    #[test]
+    fn columns_line_up_on_the_widest_cell() {
+        let out = super::table(
+            &["NAME", "RESULT"],
+            &[
+                ["web-1".into(), "ready".into()],
+                ["a".into(), "failed: x".into()],
+            ],
+        );
+        assert_eq!(out, "NAME    RESULT\nweb-1   ready\na       failed: x\n");
+    }
+}

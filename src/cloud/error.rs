@@ -56,6 +56,69 @@ pub enum CloudError {
     },
 }
 
+/// A copy for each of several waiters of one failed call (an `io::Error` keeps its kind and
+/// message).
+impl Clone for CloudError {
+    fn clone(&self) -> Self {
+        use CloudError::*;
+        match self {
+            Api {
+                action,
+                code,
+                message,
+            } => Api {
+                action,
+                code: code.clone(),
+                message: message.clone(),
+            },
+            NotEc2 {
+                action,
+                endpoint,
+                status,
+                content_type,
+                summary,
+            } => NotEc2 {
+                action,
+                endpoint: endpoint.clone(),
+                status: *status,
+                content_type: content_type.clone(),
+                summary: summary.clone(),
+            },
+            Unreachable {
+                action,
+                endpoint,
+                message,
+            } => Unreachable {
+                action,
+                endpoint: endpoint.clone(),
+                message: message.clone(),
+            },
+            BadEndpoint { endpoint, reason } => BadEndpoint {
+                endpoint: endpoint.clone(),
+                reason: reason.clone(),
+            },
+            CaBundle { path, source } => CaBundle {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            CaBundleNotPem { path } => CaBundleNotPem { path: path.clone() },
+            Timeout { what, waited } => Timeout {
+                what: what.clone(),
+                waited: *waited,
+            },
+            InstanceGone {
+                instance,
+                state,
+                reason,
+            } => InstanceGone {
+                instance: instance.clone(),
+                state: state.clone(),
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
 impl CloudError {
     pub fn code(&self) -> Option<&str> {
         match self {

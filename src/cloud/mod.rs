@@ -86,6 +86,8 @@ pub struct InstanceInfo {
     pub subnet_id: Option<String>,
     pub key_name: Option<String>,
     pub security_group_ids: Vec<String>,
+    /// Its `AmiLaunchIndex` within its launch.
+    pub launch_index: Option<u32>,
 }
 
 /// What DescribeSecurityGroups says about one group.
@@ -132,7 +134,20 @@ pub struct LaunchSpec {
     pub root_device_name: Option<String>,
     pub iam_instance_profile: Option<String>,
     pub client_token: String,
+    /// How many instances, all or nothing (`MinCount = MaxCount`); 0 is taken as 1.
+    pub count: u32,
 }
+
+/// One instance of a RunInstances answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launched {
+    pub id: String,
+    /// Its `AmiLaunchIndex`: which of the launch's instances it is (0-based).
+    pub launch_index: u32,
+}
+
+/// What one wait for "running with a usable address" came to, per instance.
+pub type AddressResult = Result<InstanceInfo, CloudError>;
 
 impl std::fmt::Debug for LaunchSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -469,7 +484,8 @@ impl Ec2 {
     }
 
     /// Launches one instance; returns its id. Tags go on separately (see module docs).
-    pub async fn run_instance(&self, spec: &LaunchSpec) -> Result<String, CloudError> {
+    /// Launches `spec.count` instances in one call (all or nothing), each with its launch index.
+    pub async fn run_instances(&self, spec: &LaunchSpec) -> Result<Vec<Launched>, CloudError> {
         use aws_sdk_ec2::types::{
             BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, Placement,
         };
@@ -478,8 +494,8 @@ impl Ec2 {
             .run_instances()
             .image_id(&spec.image_id)
             .instance_type(spec.instance_type.as_str().into())
-            .min_count(1)
-            .max_count(1)
+            .min_count(spec.count.max(1) as i32)
+            .max_count(spec.count.max(1) as i32)
             .client_token(&spec.client_token)
             .set_security_group_ids(
                 (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
@@ -511,14 +527,41 @@ impl Ec2 {
             .send()
             .await
             .map_err(|e| from_sdk("RunInstances", &self.endpoint, e))?;
-        out.instances()
-            .first()
-            .and_then(|i| i.instance_id().map(str::to_string))
-            .ok_or_else(|| CloudError::Api {
+        let launched: Vec<Launched> = out
+            .instances()
+            .iter()
+            .enumerate()
+            .filter_map(|(n, i)| {
+                Some(Launched {
+                    id: i.instance_id()?.to_string(),
+                    launch_index: i
+                        .ami_launch_index()
+                        .and_then(|x| u32::try_from(x).ok())
+                        .unwrap_or(n as u32),
+                })
+            })
+            .collect();
+        if launched.len() != spec.count.max(1) as usize {
+            return Err(CloudError::Api {
                 action: "RunInstances",
                 code: None,
-                message: "the answer carried no instance".into(),
-            })
+                message: format!(
+                    "the answer carried {} instances, not the {} asked for",
+                    launched.len(),
+                    spec.count.max(1)
+                ),
+            });
+        }
+        Ok(launched)
+    }
+
+    /// Launches one instance (see [`Ec2::run_instances`]).
+    pub async fn run_instance(&self, spec: &LaunchSpec) -> Result<String, CloudError> {
+        let one = LaunchSpec {
+            count: 1,
+            ..spec.clone()
+        };
+        Ok(self.run_instances(&one).await?.remove(0).id)
     }
 
     pub async fn create_tags(
@@ -704,49 +747,71 @@ impl Ec2 {
         use_private: bool,
         timeout: Duration,
     ) -> Result<InstanceInfo, CloudError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.wait_for_addresses(vec![(id.to_string(), tx)], use_private, timeout)
+            .await;
+        rx.await.unwrap_or_else(|_| {
+            Err(CloudError::Timeout {
+                what: format!("instance {id} to run"),
+                waited: timeout,
+            })
+        })
+    }
+
+    /// [`Ec2::wait_for_address`] for several instances with one DescribeInstances per poll
+    /// for all that are still pending: each waiter is answered as soon as its instance is
+    /// ready or gone (a waiter that went away is dropped), and all that remain are answered
+    /// with the error when a call fails or the time is up.
+    pub async fn wait_for_addresses(
+        &self,
+        mut waiters: Vec<(String, tokio::sync::oneshot::Sender<AddressResult>)>,
+        use_private: bool,
+        timeout: Duration,
+    ) {
         let started = tokio::time::Instant::now();
         let mut schedule = PollSchedule::new();
-        let mut seen_running = false;
+        let mut seen_running = std::collections::HashSet::new();
         loop {
+            waiters.retain(|(_, tx)| !tx.is_closed());
+            if waiters.is_empty() {
+                return;
+            }
             let wait = schedule.next_delay();
             if started.elapsed() + wait > timeout {
-                let what = if !seen_running {
-                    "be running".to_string()
-                } else if use_private {
-                    "get a private address".to_string()
-                } else {
-                    "get a public address (EDGE assigns it after the instance runs)".to_string()
-                };
-                return Err(CloudError::Timeout {
-                    what: format!("instance {id} to {what}"),
-                    waited: timeout,
-                });
+                for (id, tx) in waiters {
+                    let running = seen_running.contains(&id);
+                    let _ = tx.send(Err(address_timeout(&id, running, use_private, timeout)));
+                }
+                return;
             }
             tokio::time::sleep(wait).await;
-            let Some(info) = self.describe_instance(id).await? else {
-                continue;
+            let ids: Vec<String> = waiters.iter().map(|(id, _)| id.clone()).collect();
+            let infos = match self.describe_instances(&ids).await {
+                Ok(infos) => infos,
+                Err(e) => {
+                    for (_, tx) in waiters {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                    return;
+                }
             };
-            let gone = info.state == "terminated"
-                || info.state == "shutting-down"
-                || (info.state == "stopped" && started.elapsed() >= STALE_STATE_GRACE);
-            if gone {
-                return Err(CloudError::InstanceGone {
-                    instance: id.into(),
-                    state: info.state.clone(),
-                    reason: info.state_reason.clone(),
-                });
+            let mut pending = Vec::new();
+            for (id, tx) in waiters {
+                let Some(info) = infos.iter().find(|i| i.id == id) else {
+                    pending.push((id, tx));
+                    continue;
+                };
+                if info.state == InstanceStateName::Running.as_str() {
+                    seen_running.insert(id.clone());
+                }
+                match address_verdict(info, use_private, started.elapsed()) {
+                    Some(result) => {
+                        let _ = tx.send(result);
+                    }
+                    None => pending.push((id, tx)),
+                }
             }
-            seen_running |= info.state == InstanceStateName::Running.as_str();
-            if info.state == InstanceStateName::Running.as_str()
-                && usable_address(
-                    info.public_ip.as_deref(),
-                    info.private_ip.as_deref(),
-                    use_private,
-                )
-                .is_some()
-            {
-                return Ok(info);
-            }
+            waiters = pending;
         }
     }
 
@@ -899,6 +964,47 @@ fn instance_infos(
         .collect()
 }
 
+/// Whether a wait for an address is over for this instance: ready (`Ok`), gone (`Err`), or
+/// not yet (`None`).
+fn address_verdict(
+    info: &InstanceInfo,
+    use_private: bool,
+    waited: Duration,
+) -> Option<AddressResult> {
+    let gone = info.state == "terminated"
+        || info.state == "shutting-down"
+        || (info.state == "stopped" && waited >= STALE_STATE_GRACE);
+    if gone {
+        return Some(Err(CloudError::InstanceGone {
+            instance: info.id.clone(),
+            state: info.state.clone(),
+            reason: info.state_reason.clone(),
+        }));
+    }
+    let ready = info.state == InstanceStateName::Running.as_str()
+        && usable_address(
+            info.public_ip.as_deref(),
+            info.private_ip.as_deref(),
+            use_private,
+        )
+        .is_some();
+    ready.then(|| Ok(info.clone()))
+}
+
+fn address_timeout(id: &str, running: bool, use_private: bool, timeout: Duration) -> CloudError {
+    let what = if !running {
+        "be running"
+    } else if use_private {
+        "get a private address"
+    } else {
+        "get a public address (EDGE assigns it after the instance runs)"
+    };
+    CloudError::Timeout {
+        what: format!("instance {id} to {what}"),
+        waited: timeout,
+    }
+}
+
 fn tag_list(tags: &[(&str, &str)]) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
@@ -934,6 +1040,7 @@ fn instance_info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
             .iter()
             .filter_map(|g| g.group_id().map(str::to_string))
             .collect(),
+        launch_index: i.ami_launch_index().and_then(|n| u32::try_from(n).ok()),
     }
 }
 

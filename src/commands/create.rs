@@ -18,9 +18,20 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Machine name (also the docker context name; at most 32 characters)
-    #[arg(value_parser = new_machine_name)]
-    name: MachineName,
+    /// Machine name (also the docker context name; at most 32 characters); several names make
+    /// a fleet, launched together
+    #[arg(value_parser = new_machine_name, required = true, value_name = "NAME")]
+    names: Vec<MachineName>,
+    /// Make a fleet of N machines NAME-1 … NAME-N (one NAME)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    count: Option<u32>,
+    /// How many machines of a fleet are set up over SSH at once
+    #[arg(long, value_name = "N", default_value_t = default_parallel(), value_parser = clap::value_parser!(u32).range(1..))]
+    parallel: u32,
+    /// One CA for the whole fleet, so that one client certificate opens every host (default:
+    /// a CA per machine)
+    #[arg(long)]
+    shared_ca: bool,
     #[command(flatten)]
     cloud: CloudArgs,
     /// Image id (emi-… or ami-…)
@@ -124,6 +135,36 @@ pub struct CreateArgs {
     tls_sans: Vec<String>,
 }
 
+/// SSH set-ups at once: each is mostly waiting on the network, so a few per core.
+fn default_parallel() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).clamp(4, 16) as u32
+}
+
+/// The machines to make: the names given, or `--count`'s `NAME-1` … `NAME-N`.
+fn fleet_names(names: Vec<MachineName>, count: Option<u32>) -> anyhow::Result<Vec<MachineName>> {
+    let Some(count) = count else {
+        return Ok(names);
+    };
+    let [base] = names.as_slice() else {
+        anyhow::bail!(Hinted::new(
+            "--count takes one base name",
+            "give one NAME with --count N (the machines are NAME-1 … NAME-N), or several names without it",
+        ));
+    };
+    (1..=count)
+        .map(|n| {
+            MachineName::for_new_machine(format!("{base}-{n}")).map_err(|e| {
+                Hinted::new(
+                    format!("{base}-{n}: {e}"),
+                    "pick a shorter base name for --count",
+                )
+                .into()
+            })
+        })
+        .collect()
+}
+
 fn new_machine_name(s: &str) -> Result<MachineName, String> {
     MachineName::for_new_machine(s).map_err(|e| format!("{e}; {}", e.hint()))
 }
@@ -156,6 +197,14 @@ pub fn parse_port(s: &str) -> Result<(u16, String), String> {
 
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let stage = Duration::from_secs(args.stage_timeout);
+    let fleet_label = args.count.map(|_| args.names[0].to_string());
+    let names = fleet_names(args.names, args.count)?;
+    if names.len() > 1 && (args.context_name.is_some() || args.use_context) {
+        anyhow::bail!(Hinted::new(
+            "--context-name and --use are for one machine",
+            "each machine of a fleet gets a context of its own name; `docker context use NAME` picks one",
+        ));
+    }
     for san in &args.tls_sans {
         crate::tls::San::parse(san)?;
     }
@@ -193,13 +242,16 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         },
         install,
         tls_sans: args.tls_sans,
-        context_name: args.context_name.as_ref().unwrap_or(&args.name).to_string(),
+        context_name: args.context_name.as_ref().unwrap_or(&names[0]).to_string(),
         use_context: args.use_context,
         stage_timeout: stage,
     };
     let opts = CreateOptions {
         provision,
-        name: args.name,
+        names,
+        parallel: args.parallel as usize,
+        shared_ca: args.shared_ca,
+        fleet_label,
         cloud: args.cloud.into(),
         image: args.image,
         instance_type: args.instance_type,
@@ -228,21 +280,69 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         },
     };
     let outcome = ops::create(&ctx.docker_config, opts, ctx.cancel.clone()).await?;
-    let context = outcome.record.context_name();
     tracing::debug!(
-        "ssh connections opened: {}; from SSH to verified: {:.1}s; total {:.1}s",
+        "ssh connections opened: {}; from SSH to verified: {}; total {:.1}s",
         crate::ssh::connections_opened(),
-        outcome.verified.provision_time.as_secs_f64(),
+        outcome
+            .machines
+            .iter()
+            .filter_map(|m| m.result.as_ref().ok())
+            .map(|r| format!("{:.1}s", r.verified.provision_time.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", "),
         outcome.total.as_secs_f64()
     );
-    println!(
-        "{} is ready: Docker {} (API {}) at {} — docker context use {context}",
-        outcome.record.name,
-        outcome.verified.version.version,
-        outcome.verified.version.api_version,
-        outcome.verified.url
-    );
+    if let [one] = outcome.machines.as_slice() {
+        let ready = one.result.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        println!(
+            "{} is ready: Docker {} (API {}) at {} — docker context use {}",
+            ready.record.name,
+            ready.verified.version.version,
+            ready.verified.version.api_version,
+            ready.verified.url,
+            ready.record.context_name()
+        );
+        return Ok(());
+    }
+    print!("{}", fleet_summary(&outcome.machines));
+    let failed: Vec<&str> = outcome
+        .machines
+        .iter()
+        .filter(|m| m.result.is_err())
+        .map(|m| m.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!(Hinted::new(
+            format!(
+                "{} of {} machines failed: {}",
+                failed.len(),
+                outcome.machines.len(),
+                failed.join(", ")
+            ),
+            "what they made was removed; the others are ready (see the table); `docker euca logs NAME` shows a host's boot",
+        ));
+    }
     Ok(())
+}
+
+/// The table a fleet's create ends with: each machine, its address, and how it went.
+fn fleet_summary(machines: &[ops::create::MachineOutcome]) -> String {
+    let rows: Vec<[String; 3]> = machines
+        .iter()
+        .map(|m| match &m.result {
+            Ok(r) => [
+                m.name.to_string(),
+                r.address.to_string(),
+                format!("ready: Docker {}", r.verified.version.version),
+            ],
+            Err(e) => [
+                m.name.to_string(),
+                "-".into(),
+                format!("failed: {}", crate::report::first_line(e)),
+            ],
+        })
+        .collect();
+    crate::report::table(&["NAME", "ADDRESS", "RESULT"], &rows)
 }
 
 #[cfg(test)]

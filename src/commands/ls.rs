@@ -85,25 +85,5 @@ fn print_table(rows: &[MachineRow]) {
         })
         .collect();
     let header = ["NAME", "ACTIVE", "STATE", "URL", "DOCKER", "ERRORS"];
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cols: [&str; 6]| {
-        let mut s = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i == 5 {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<width$}   ", width = widths[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(header);
-    for row in &cells {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
-    }
+    print!("{}", crate::report::table(&header, &cells));
 }

@@ -1109,6 +1109,7 @@ mod tests {
             subnet_id: None,
             key_name: None,
             security_group_ids: vec![],
+            launch_index: None,
         };
         InstanceProbe {
             info,

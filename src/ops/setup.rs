@@ -98,6 +98,34 @@ fn load_or_create_ca(
     Ok(ca)
 }
 
+/// `--shared-ca`: one CA and one client certificate for every machine of a fleet, written into
+/// each machine's certificate directory before any is set up (which then loads them as its
+/// own), so that one client certificate opens every host.
+pub fn write_shared_ca(dirs: &[std::path::PathBuf], fleet: &str) -> anyhow::Result<()> {
+    let ca = CertificateAuthority::generate(
+        &format!("docker-euca CA for fleet {fleet}"),
+        DEFAULT_VALIDITY_DAYS,
+    )?;
+    let client = ca.issue_client(
+        &format!("docker-euca client for fleet {fleet}"),
+        DEFAULT_VALIDITY_DAYS,
+    )?;
+    let ca_key = ca.key_pem();
+    for dir in dirs {
+        fsutil::create_private_dir(dir)?;
+        let files = [
+            ("ca-key.pem", ca_key.expose().as_bytes()),
+            ("ca.pem", ca.cert_pem().as_bytes()),
+            ("key.pem", client.key_pem.expose().as_bytes()),
+            ("cert.pem", client.cert_pem.as_bytes()),
+        ];
+        for (file, bytes) in files {
+            fsutil::write_atomic(&dir.join(file), bytes, PRIVATE_FILE)?;
+        }
+    }
+    Ok(())
+}
+
 /// The client certificate for the context: reused unless missing.
 fn client_tls(
     dir: &Path,

@@ -96,6 +96,15 @@ pub async fn teardown(
         Err(e) => return Err(e.into()),
     };
     let owner = super::machine::ownership(store, name)?;
+    // What the machines of a fleet share carries the fleet's name.
+    let group_owner = Ownership::new(
+        record
+            .cloud
+            .fleet
+            .clone()
+            .unwrap_or_else(|| name.to_string()),
+        owner.store.clone(),
+    );
     for step in plan(&record.cloud) {
         match step {
             Step::TerminateInstance(id) => {
@@ -112,19 +121,25 @@ pub async fn teardown(
             }
             Step::RecoverLaunch(token) => {
                 progress.stage("looking for an instance whose launch was not answered");
-                for id in launched_by(ec2, &owner, &token).await? {
+                for id in launched_by(ec2, &owner, &token, record.cloud.launch_index).await? {
                     terminate_proved(ec2, &owner, &id, Some(&token), progress).await?;
                 }
                 forget_instance(store, name)?;
             }
             Step::DeleteGroup { id, name: group } => {
-                delete_group_proved(ec2, &owner, &id, group.as_deref(), progress).await?;
-                crate::crash::point("rm-group");
+                let _held = hold_group(store, &id).await?;
+                if !still_named_by_others(store, name, &id, group.as_deref())? {
+                    delete_group_proved(ec2, &group_owner, &id, group.as_deref(), progress).await?;
+                    crate::crash::point("rm-group");
+                }
                 forget_group(store, name)?;
             }
             Step::RecoverGroup(group) => {
-                let id = settle_group(ec2, &record.cloud, &group).await?;
-                delete_group_proved(ec2, &owner, &id, Some(&group), progress).await?;
+                let _held = hold_group(store, &group).await?;
+                if !still_named_by_others(store, name, "", Some(&group))? {
+                    let id = settle_group(ec2, &record.cloud, &group).await?;
+                    delete_group_proved(ec2, &group_owner, &id, Some(&group), progress).await?;
+                }
                 forget_group(store, name)?;
             }
             Step::DeleteKeyPair(key) => {
@@ -210,14 +225,58 @@ fn forget_group(store: &Store, name: &MachineName) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The group lock: held while a machine decides whether it is the last to name a group the
+/// machines of a fleet (or a cluster) share, and deletes it if so. Taken off the runtime's
+/// threads: it waits for another machine's deletion.
+pub async fn hold_group(store: &Store, group: &str) -> anyhow::Result<crate::fsutil::LockFile> {
+    let store = store.clone();
+    let group = group.to_string();
+    Ok(tokio::task::spawn_blocking(move || store.lock_group(&group)).await??)
+}
+
+/// Whether another record of this store names the group (by id or by journalled name): then
+/// it stays, for the last of them to delete.
+pub fn still_named_by_others(
+    store: &Store,
+    me: &MachineName,
+    id: &str,
+    group_name: Option<&str>,
+) -> Result<bool, StoreError> {
+    let names = |c: &CloudRecord| {
+        (!id.is_empty() && c.security_group_id.as_deref() == Some(id))
+            || (group_name.is_some()
+                && (c.security_group_intent.as_deref() == group_name
+                    || (c.security_group_name.as_deref() == group_name && c.security_group_owned)))
+    };
+    Ok(store
+        .list()?
+        .into_iter()
+        .any(|(name, record)| match record {
+            Ok(r) => name != *me && names(&r.cloud),
+            // An unreadable record might name it: keep the group.
+            Err(_) => name != *me,
+        }))
+}
+
 /// The instances a lost RunInstances made: those carrying our tags, and those launched with
-/// our client token (found without the `client-token` filter, which some clouds lack).
-async fn launched_by(ec2: &Ec2, owner: &Ownership, token: &str) -> anyhow::Result<Vec<String>> {
+/// our client token (found without the `client-token` filter, which some clouds lack) and,
+/// for a machine of a fleet, its own launch index.
+async fn launched_by(
+    ec2: &Ec2,
+    owner: &Ownership,
+    token: &str,
+    launch_index: Option<u32>,
+) -> anyhow::Result<Vec<String>> {
+    let by_token = ec2
+        .instances_launched_with(token)
+        .await?
+        .into_iter()
+        .filter(|i| launch_index.is_none() || i.launch_index == launch_index);
     let mut ids: Vec<String> = ec2
         .instances_owned(owner)
         .await?
         .into_iter()
-        .chain(ec2.instances_launched_with(token).await?)
+        .chain(by_token)
         .filter(|i| i.state != "terminated")
         .map(|i| i.id)
         .collect();

@@ -221,29 +221,64 @@ pub fn build(cfg: &OurConfig, user: Option<&str>) -> Vec<u8> {
     let ours = our_cloud_config(cfg);
     let text = match user {
         None => ours,
-        Some(user) => {
-            let boundary = format!("==docker-euca-{:016x}==", rand::random::<u64>());
-            let mut out = format!(
-                "Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n"
-            );
-            // The user's part first, so that with `no_replace` their values win.
-            for (name, body) in [("user-data", user), ("docker-euca.cfg", ours.as_str())] {
-                if is_mime(body) {
-                    // A MIME message of the user's own is a part as it is (its headers are
-                    // the part's): cloud-init walks nested multiparts.
-                    out.push_str(&format!("--{boundary}\n{}\n", body.trim_start()));
-                    continue;
-                }
-                out.push_str(&format!(
-                    "--{boundary}\nContent-Type: {}; charset=\"utf-8\"\nMIME-Version: 1.0\n\
-                     Content-Disposition: attachment; filename=\"{name}\"\n\n{body}\n",
-                    part_type(body)
-                ));
-            }
-            out.push_str(&format!("--{boundary}--\n"));
-            out
-        }
+        // The user's part first, so that with `no_replace` their values win.
+        Some(user) => multipart(&[
+            ("user-data", user, None),
+            ("docker-euca.cfg", ours.as_str(), None),
+        ]),
     };
+    gzip_if_large(text)
+}
+
+/// The user data of one launch of several instances: the user's part for all, and for each
+/// instance our part with its own keys under a `Launch-Index` header, which cloud-init's
+/// launch-index filter keeps only on the instance of that `AmiLaunchIndex` (the EC2
+/// datasource's `ami-launch-index`). One instance: exactly [`build`].
+pub fn build_fleet(cfgs: &[OurConfig], user: Option<&str>) -> Vec<u8> {
+    if let [one] = cfgs {
+        return build(one, user);
+    }
+    let ours: Vec<(String, String)> = cfgs
+        .iter()
+        .enumerate()
+        .map(|(n, cfg)| (format!("docker-euca-{n}.cfg"), our_cloud_config(cfg)))
+        .collect();
+    let mut parts: Vec<(&str, &str, Option<usize>)> = Vec::new();
+    if let Some(user) = user {
+        parts.push(("user-data", user, None));
+    }
+    for (n, (name, body)) in ours.iter().enumerate() {
+        parts.push((name, body, Some(n)));
+    }
+    gzip_if_large(multipart(&parts))
+}
+
+/// A MIME multipart of (file name, body, launch index) parts.
+fn multipart(parts: &[(&str, &str, Option<usize>)]) -> String {
+    let boundary = format!("==docker-euca-{:016x}==", rand::random::<u64>());
+    let mut out =
+        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n");
+    for (name, body, index) in parts {
+        if is_mime(body) {
+            // A MIME message of the user's own is a part as it is (its headers are the
+            // part's): cloud-init walks nested multiparts.
+            out.push_str(&format!("--{boundary}\n{}\n", body.trim_start()));
+            continue;
+        }
+        let index = index
+            .map(|n| format!("Launch-Index: {n}\n"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "--{boundary}\nContent-Type: {}; charset=\"utf-8\"\nMIME-Version: 1.0\n{index}\
+             Content-Disposition: attachment; filename=\"{name}\"\n\n{body}\n",
+            part_type(body)
+        ));
+    }
+    out.push_str(&format!("--{boundary}--\n"));
+    out
+}
+
+fn gzip_if_large(text: String) -> Vec<u8> {
     if text.len() > GZIP_ABOVE {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(text.as_bytes()).expect("write to memory");
@@ -260,6 +295,39 @@ pub fn to_base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fleet_gives_each_launch_index_its_own_part_and_the_users_to_all() {
+        let member = |n: usize| OurConfig {
+            authorized_keys: vec![format!("ssh-ed25519 AAAA{n} client")],
+            ..cfg()
+        };
+        let text = String::from_utf8(build_fleet(
+            &[member(0), member(1), member(2)],
+            Some("#cloud-config\nruncmd: [[echo, hi]]\n"),
+        ))
+        .unwrap();
+        let parts: Vec<&str> = text.split("--==docker-euca-").skip(1).collect();
+        assert_eq!(
+            parts.len(),
+            5,
+            "user, 3 members, the closing boundary: {text}"
+        );
+        assert!(parts[0].contains("echo, hi") && !parts[0].contains("Launch-Index"));
+        for n in 0..3 {
+            let part = parts[n + 1];
+            assert!(part.contains(&format!("Launch-Index: {n}\n")), "{part}");
+            assert!(part.contains(&format!("AAAA{n} client")), "{part}");
+            assert!(
+                !part.contains(&format!("AAAA{} client", (n + 1) % 3)),
+                "{part}"
+            );
+        }
+        assert_eq!(
+            build_fleet(&[member(0)], None).len(),
+            build(&member(0), None).len()
+        );
+    }
 
     #[test]
     fn the_engine_is_installed_at_boot_only_by_a_script_that_checks_first() {

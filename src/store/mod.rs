@@ -120,6 +120,26 @@ impl Store {
         LockFile::exclusive(&path).map_err(io_err("lock", &path))
     }
 
+    /// The lock of a group several machines share (a fleet's, a cluster's), by its id or
+    /// unique name: held while one of them decides whether it is the last and deletes it.
+    /// Blocks until free.
+    pub fn lock_group(&self, group: &str) -> Result<LockFile, StoreError> {
+        let dir = self.root.join("locks");
+        fsutil::create_private_dir(&dir).map_err(io_err("create", &dir))?;
+        let safe: String = group
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("group-{safe}.lock"));
+        LockFile::exclusive(&path).map_err(io_err("lock", &path))
+    }
+
     /// Takes the machine's operation lock for the whole of `command` (create, provision,
     /// start, rm, …), or fails at once with [`StoreError::Busy`] naming the command and pid
     /// that hold it. Never blocks; released when the guard drops (or the process dies).

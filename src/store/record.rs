@@ -59,6 +59,15 @@ pub struct CloudRecord {
     /// if the answer to the call never arrived.
     #[serde(default)]
     pub client_token: Option<String>,
+    /// The fleet this machine was launched with (one RunInstances for several machines): the
+    /// `docker-euca:machine` tag of the security group the fleet shares, which goes with the
+    /// last member that names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
+    /// This machine's `AmiLaunchIndex` in its fleet's launch: with the client token, it tells
+    /// which of the launch's instances is this machine's when the answer was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_index: Option<u32>,
 }
 
 /// How to reach the host over SSH.
@@ -115,6 +124,26 @@ pub struct MachineRecord {
     /// The docker-machine host directory an `import-machine` took this machine from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<String>,
+    /// The Docker Swarm cluster this machine is a member of (the join tokens are never kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmRecord>,
+}
+
+/// A machine's membership of a swarm cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SwarmRecord {
+    pub cluster: String,
+    /// `manager` or `worker`, as it joined (the cluster may have changed it since).
+    pub role: String,
+    pub node_id: Option<String>,
+    /// The cluster's security group, shared by every member: deleted with the last member
+    /// that names it, when `group_owned`.
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+    pub group_owned: bool,
+    /// A cluster group whose CreateSecurityGroup is unanswered (its unique name).
+    pub group_intent: Option<String>,
 }
 
 #[derive(Debug)]
@@ -134,6 +163,7 @@ impl MachineRecord {
             ssh: SshRecord::default(),
             engine: EngineRecord::default(),
             imported_from: None,
+            swarm: None,
         }
     }
 

@@ -101,6 +101,7 @@ class Instance:
     user_data: bytes
     authorized_keys: list
     swap_host_key: bool = False
+    launch_index: int = 0  # moto's amiLaunchIndex in its reservation (0..N-1 for MinCount=MaxCount=N)
     mirror: str = "ok"  # the package mirror its VM sees (config of the launching / last starting key)
     mirror_hang: float = MIRROR_HANG
     # pending -> running -> (stopping -> stopped -> pending ...) -> terminated
@@ -177,7 +178,7 @@ class Fleet:
 
     # ---- lifecycle, called after moto accepted the action ----
     def launched(self, *, instance_id, owner, account, client_token, edge, moto_private, moto_public, user_data,
-                 authorized_keys, swap_host_key):
+                 authorized_keys, swap_host_key, launch_index=0):
         private = self.private_pool.take() if edge else moto_private
         public = self.public_pool.take() if edge else None
         inst = Instance(
@@ -193,10 +194,11 @@ class Fleet:
             user_data=user_data,
             authorized_keys=authorized_keys,
             swap_host_key=swap_host_key,
+            launch_index=launch_index,
         )
         with self._mu:
             self._instances[instance_id] = inst
-        log.info("launched %s account=%s edge=%s private=%s public=%s swap_host_key=%s", instance_id, account, edge, private, public, swap_host_key)
+        log.info("launched %s account=%s edge=%s private=%s public=%s launch_index=%d swap_host_key=%s", instance_id, account, edge, private, public, launch_index, swap_host_key)
         self._schedule_boot(inst, self.config.get(owner))
         return inst
 
@@ -323,6 +325,7 @@ class Fleet:
             user_data=inst.user_data,
             authorized_keys=inst.authorized_keys,
             swap_host_key=inst.swap_host_key,
+            launch_index=inst.launch_index,
             mirror=inst.mirror,
             mirror_hang=inst.mirror_hang,
         )
@@ -469,6 +472,8 @@ class Fleet:
                     "owner": inst.owner,
                     "account": inst.account,
                     "client_token": inst.client_token,
+                    "launch_index": inst.launch_index,
+                    "swap_host_key": inst.swap_host_key,
                     "purged": self.is_purged(inst.id),
                     "mode": "edge" if inst.edge else "vpc",
                     "phase": inst.phase,

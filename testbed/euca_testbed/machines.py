@@ -43,6 +43,7 @@ class _FakeVm:
                 "state": "running",
                 "boot_seconds": round(time.time() - t0, 3),
                 "mirror": getattr(spec, "mirror", "ok"),
+                "launch_index": getattr(spec, "launch_index", 0),
                 "console": f"fake console of {spec.instance_id}\n",
             }
 
@@ -93,7 +94,7 @@ class Machines:
         self.vm, self.fake = load_vm_module()
 
     def spec(self, *, instance_id, hostname, private_ip, public_ip, gateway, user_data, authorized_keys, swap_host_key,
-             mirror="ok", mirror_hang=120.0):
+             launch_index=0, mirror="ok", mirror_hang=120.0):
         return self.vm.VmSpec(
             instance_id=instance_id,
             hostname=hostname,
@@ -104,6 +105,7 @@ class Machines:
             user_data=user_data,
             authorized_keys=list(authorized_keys),
             swap_host_key=swap_host_key,
+            launch_index=launch_index,
             mirror=mirror,
             mirror_hang=mirror_hang,
         )

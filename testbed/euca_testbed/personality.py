@@ -655,6 +655,10 @@ class Personality:
             iid = doc.text(item, "instanceId")
             ids.append(iid)
             swap = self.faults.take("RunInstances", ak, "swap") is not None
+            try:  # moto numbers the instances of one reservation 0..N-1, as EC2 does
+                launch_index = int(doc.text(item, "amiLaunchIndex") or 0)
+            except ValueError:
+                launch_index = 0
             self.fleet.launched(
                 instance_id=iid,
                 owner=ak,
@@ -666,6 +670,7 @@ class Personality:
                 user_data=user_data,
                 authorized_keys=keys,
                 swap_host_key=swap,
+                launch_index=launch_index,
             )
         if token:
             self.tokens.put(account, token, doc.text(doc.root, "reservationId"), ids)

@@ -4,7 +4,8 @@ Uses a user of its own (`credentials new`) with its own delays, so it can run ne
 terminates what it launched. With real VMs it also logs in over SSH with a pinned host key. It also
 makes a user of a new account (isolation), loses answers (fault --lose-answer), re-sends a launch
 with its ClientToken, purges an instance, skews one user's clock (config --clock-skew), and boots a VM
-behind a hanging package mirror, then (stopped, started) behind one without packages (config --mirror).
+behind a hanging package mirror, then (stopped, started) behind one without packages (config --mirror);
+launches two instances in one RunInstances with per-index user data parts (launch index).
 Prints one line per check and ends with `N passed, M failed`.
 """
 
@@ -289,6 +290,9 @@ def main(argv=None):
     print("purge")
     check_purge(state, error_of, check, c, lost, iid)
 
+    print("launch index (one RunInstances of 2)")
+    check_launch_index(state, check, c, ak, image, status["fake_vms"])
+
     print("package mirror")
     check_mirror(state, client, check, image, status["fake_vms"])
 
@@ -324,6 +328,41 @@ def vm_exec(state, instance_id, argv):
     out = cli.control("exec", {"instance_id": instance_id, "argv": argv}, state=state, timeout=600)
     return (out["returncode"], base64.b64decode(out["stdout"]).decode(errors="replace"),
             base64.b64decode(out["stderr"]).decode(errors="replace"), time.time() - t)
+
+
+def check_launch_index(state, check, c, ak, image, fake_vms):
+    """MinCount=MaxCount=2 with one multipart user data: each instance gets its amiLaunchIndex, its VM
+    the NoCloud `launch-index`, so cloud-init keeps the parts without Launch-Index and its own part;
+    a --swap-host-key fault of count 1 hits one instance of the two."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    msg = MIMEMultipart()
+    msg.attach(MIMEText("#cloud-config\nwrite_files:\n- path: /etc/common\n  content: common\n", "cloud-config"))
+    for i in (0, 1):
+        part = MIMEText(f"#cloud-config\nwrite_files:\n- path: /etc/which-index\n  content: index-{i}\n", "cloud-config")
+        part["Launch-Index"] = str(i)
+        # cloud-init's default merge replaces write_files of an earlier part: append instead
+        part["Merge-Type"] = "list(append)+dict(recurse_array)+str()"
+        msg.attach(part)
+    cli.control("fault", {"action": "RunInstances", "swap_host_key": True, "count": 1, "access_key": ak}, state=state)
+    r = c.run_instances(ImageId=image, MinCount=2, MaxCount=2, UserData=msg.as_string())
+    ids = [i["InstanceId"] for i in r["Instances"]]
+    check(sorted(i.get("AmiLaunchIndex") for i in r["Instances"]) == [0, 1], "RunInstances MinCount=MaxCount=2: AmiLaunchIndex 0 and 1",
+          [i.get("AmiLaunchIndex") for i in r["Instances"]])
+    by_id = {i["instance_id"]: i for i in cli.control("status", state=state)["instances"]}
+    want = {i["InstanceId"]: i["AmiLaunchIndex"] for i in r["Instances"]}
+    check(all(by_id.get(x, {}).get("launch_index") == n for x, n in want.items()), "status: each instance's launch_index",
+          {x: by_id.get(x, {}).get("launch_index") for x in ids})
+    check(sorted(bool(by_id.get(x, {}).get("swap_host_key")) for x in ids) == [False, True],
+          "--swap-host-key --count 1 hits one instance of the two", {x: by_id.get(x, {}).get("swap_host_key") for x in ids})
+    if not fake_vms:
+        for x, n in want.items():
+            wait_vm(state, x)
+            rc, out, err, _ = vm_exec(state, x, ["sh", "-c", "cat /etc/common; echo; cat /etc/which-index; echo; grep -c launch-index /var/lib/cloud/seed/nocloud/meta-data"])
+            check(rc == 0 and out.split() == ["common", f"index-{n}", "1"],
+                  f"VM of launch index {n}: the common part and only its own Launch-Index part ran", (rc, out, err))
+    c.terminate_instances(InstanceIds=ids)
 
 
 def check_mirror(state, client, check, image, fake_vms):

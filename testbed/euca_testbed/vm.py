@@ -17,8 +17,9 @@ A VM is
     /usr, /opt, /var/lib/dpkg, /var/lib/apt, /var/cache/{apt,debconf}, /var/lib/{systemd,sudo},
     /var/spool are the host's seen through an overlay: the VM reads the host's files, its writes stay
     in its disk (so write_files into /usr/local or a dpkg -i never reaches the host or other VMs).
-Boot = write the NoCloud seed, run the real cloud-init (init --local, init, modules config, modules
-final) with its output on the console, then start what /etc/rc2.d enables (ssh always; docker once
+Boot = write the NoCloud seed (meta-data: instance-id, local-hostname, launch-index, public-keys), run
+the real cloud-init (init --local, init, modules config, modules final) with its output on the
+console, then start what /etc/rc2.d enables (ssh always; docker once
 the plugin ran `update-rc.d docker defaults`), so sshd answers only after cloud-init's final stage.
 boot() returns when sshd answers on the private address. Later commands enter with
 `nsenter -t <init pid> -m -u -n -p`. The state root can be moved with EUCA_TESTBED_ROOT (as daemon.py).
@@ -228,6 +229,8 @@ class VmSpec:
     user_data: bytes = b""
     authorized_keys: list[str] = field(default_factory=list)
     swap_host_key: bool = False
+    launch_index: int = 0  # the instance's amiLaunchIndex: NoCloud meta-data `launch-index` (cloud-init's
+    # launch-index filter keeps only the user-data parts without a Launch-Index header or with this one)
     mirror: str = "ok"  # the package mirror the VM sees: ok | missing | hang (vm_apt_shim.sh)
     mirror_hang: float = MIRROR_HANG  # seconds each apt run blocks with mirror "hang"
 
@@ -696,6 +699,7 @@ def _write_seed(vm, spec):
         except (OSError, EOFError) as e:
             vm.log("user data looks gzip but does not decompress (%s): passed as is" % e)
     md = {"instance-id": spec.instance_id, "local-hostname": spec.hostname,
+          "launch-index": int(getattr(spec, "launch_index", 0) or 0),
           "public-keys": [k.strip() for k in (spec.authorized_keys or []) if k and k.strip()]}
     with open(os.path.join(seed, "meta-data"), "w") as f:
         json.dump(md, f, indent=1)  # JSON is YAML
