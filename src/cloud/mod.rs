@@ -432,6 +432,39 @@ impl Ec2 {
         Ok(())
     }
 
+    /// Opens `(port, protocol)` pairs (port `None`: the whole protocol, such as ESP, `50`)
+    /// to the members of the group itself: group-pair rules, no CIDR. One permission per
+    /// pair, each with the group alone (Eucalyptus drops the CIDRs of a permission that also
+    /// names groups).
+    pub async fn authorize_from_itself(
+        &self,
+        group_id: &str,
+        ports: &[(Option<u16>, &str)],
+    ) -> Result<(), CloudError> {
+        use aws_sdk_ec2::types::UserIdGroupPair;
+        let perms: Vec<IpPermission> = ports
+            .iter()
+            .map(|(port, proto)| {
+                let p = IpPermission::builder()
+                    .ip_protocol(*proto)
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id(group_id).build());
+                match port {
+                    Some(port) => p.from_port(i32::from(*port)).to_port(i32::from(*port)),
+                    None => p,
+                }
+                .build()
+            })
+            .collect();
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(group_id)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .map_err(|e| from_sdk("AuthorizeSecurityGroupIngress", &self.endpoint, e))?;
+        Ok(())
+    }
+
     /// Deletes a group; a group already gone is fine. `DependencyViolation` (still in use by an
     /// instance that is shutting down) is returned for the caller to retry.
     pub async fn delete_security_group(&self, group_id: &str) -> Result<(), CloudError> {

@@ -32,6 +32,16 @@ pub struct CreateArgs {
     /// a CA per machine)
     #[arg(long)]
     shared_ca: bool,
+    /// Join the machines into the Docker Swarm cluster CLUSTER (made if new; a docker context
+    /// of that name points at a manager)
+    #[arg(long, value_name = "CLUSTER", value_parser = new_machine_name)]
+    swarm: Option<MachineName>,
+    /// Managers among the machines of a new cluster: the first K (3 or 5 survive failures)
+    #[arg(long, value_name = "K", default_value_t = 1, requires = "swarm", value_parser = clap::value_parser!(u32).range(1..=7))]
+    swarm_managers: u32,
+    /// Role of machines joining an existing cluster
+    #[arg(long, value_name = "manager|worker", default_value = "worker", requires = "swarm", value_parser = ["manager", "worker"])]
+    swarm_role: String,
     #[command(flatten)]
     cloud: CloudArgs,
     /// Image id (emi-… or ami-…)
@@ -198,6 +208,7 @@ pub fn parse_port(s: &str) -> Result<(u16, String), String> {
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let stage = Duration::from_secs(args.stage_timeout);
     let fleet_label = args.count.map(|_| args.names[0].to_string());
+    let swarm_cluster = args.swarm.as_ref().map(|c| c.to_string());
     let names = fleet_names(args.names, args.count)?;
     if names.len() > 1 && (args.context_name.is_some() || args.use_context) {
         anyhow::bail!(Hinted::new(
@@ -252,6 +263,11 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         parallel: args.parallel as usize,
         shared_ca: args.shared_ca,
         fleet_label,
+        swarm: args.swarm.map(|cluster| ops::swarm::SwarmPlan {
+            cluster,
+            managers: args.swarm_managers as usize,
+            join_as_manager: args.swarm_role == "manager",
+        }),
         cloud: args.cloud.into(),
         image: args.image,
         instance_type: args.instance_type,
@@ -292,6 +308,9 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             .join(", "),
         outcome.total.as_secs_f64()
     );
+    if let (Some(took), Some(cluster)) = (outcome.swarm_took, &swarm_cluster) {
+        tracing::debug!("swarm {cluster}: from all verified to all nodes Ready: {:.1}s", took.as_secs_f64());
+    }
     if let [one] = outcome.machines.as_slice() {
         let ready = one.result.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         println!(
@@ -302,9 +321,11 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             ready.verified.url,
             ready.record.context_name()
         );
+        print_swarm_line(swarm_cluster.as_deref(), &outcome);
         return Ok(());
     }
     print!("{}", fleet_summary(&outcome.machines));
+    print_swarm_line(swarm_cluster.as_deref(), &outcome);
     let failed: Vec<&str> = outcome
         .machines
         .iter()
@@ -325,6 +346,14 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With `--swarm`, how to reach the cluster.
+fn print_swarm_line(cluster: Option<&str>, outcome: &ops::create::CreateOutcome) {
+    let Some(cluster) = cluster else { return };
+    if outcome.machines.iter().any(|m| m.result.is_ok()) {
+        println!("swarm {cluster}: docker --context {cluster} node ls");
+    }
+}
+
 /// The table a fleet's create ends with: each machine, its address, and how it went.
 fn fleet_summary(machines: &[ops::create::MachineOutcome]) -> String {
     let rows: Vec<[String; 3]> = machines
@@ -333,7 +362,10 @@ fn fleet_summary(machines: &[ops::create::MachineOutcome]) -> String {
             Ok(r) => [
                 m.name.to_string(),
                 r.address.to_string(),
-                format!("ready: Docker {}", r.verified.version.version),
+                match &r.swarm_role {
+                    Some(role) => format!("ready: Docker {}, swarm {role}", r.verified.version.version),
+                    None => format!("ready: Docker {}", r.verified.version.version),
+                },
             ],
             Err(e) => [
                 m.name.to_string(),

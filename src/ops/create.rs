@@ -21,7 +21,7 @@ use std::{
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::{ingress, machine, setup, teardown};
+use super::{ingress, machine, setup, swarm, teardown};
 use crate::{
     cloud::{
         Ec2, GroupInfo, ImageInfo, LaunchSpec, Launched, MACHINE_TAG, Ownership, STORE_TAG,
@@ -95,6 +95,8 @@ pub struct CreateOptions {
     pub provision: setup::ProvisionPlan,
     /// `--count`'s base name: the fleet's label (else the first name).
     pub fleet_label: Option<String>,
+    /// `--swarm CLUSTER`: the machines form (or join) a Docker Swarm cluster.
+    pub swarm: Option<swarm::SwarmPlan>,
 }
 
 #[derive(Debug)]
@@ -102,6 +104,8 @@ pub struct CreateOutcome {
     /// One per machine, in the order named.
     pub machines: Vec<MachineOutcome>,
     pub total: Duration,
+    /// With `--swarm`: from "all verified" to "all nodes Ready".
+    pub swarm_took: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -116,6 +120,8 @@ pub struct Ready {
     pub record: MachineRecord,
     pub address: IpAddr,
     pub verified: setup::Verified,
+    /// With `--swarm`: its role in the cluster.
+    pub swarm_role: Option<String>,
 }
 
 /// Runs the create. A failure before the machines are launched (or of a single machine) is
@@ -141,6 +147,9 @@ pub async fn create(
     let users_group = find_users_group(&ec2, &opts).await?;
     let allow_cidrs = allowed_cidrs(docker_config, &opts, &target)?;
     let store = Store::new(docker_config);
+    if let Some(plan) = &opts.swarm {
+        swarm::check_cluster_context(docker_config, &store, plan, opts.names.len())?;
+    }
     let _locks = lock_all(&store, &opts.names)?;
     let store_id = store.id()?;
     let label = fleet_label(&opts);
@@ -178,7 +187,11 @@ pub async fn create(
         r = job.bring_up_all() => r,
         _ = cancel.cancelled() => vec![],
     };
-    job.settle(results).await
+    let (results, swarm_took) = tokio::select! {
+        r = job.form_swarm(results) => r,
+        _ = cancel.cancelled() => (vec![], None),
+    };
+    job.settle(results, swarm_took).await
 }
 
 /// Locks every name of the create (sorted, so two creates never wait on each other in turn).
@@ -538,6 +551,9 @@ struct Keys {
     host_key: Option<KeyPair>,
 }
 
+/// How one machine's create went: its address, the verification, its role in the swarm.
+type MachineResult = anyhow::Result<(IpAddr, setup::Verified, Option<String>)>;
+
 /// One machine of the create.
 struct Member {
     name: MachineName,
@@ -596,7 +612,22 @@ impl Job<'_> {
         self.warn_about_the_world();
         self.ssh_keys().await?;
         let group = self.security_group().await?;
-        self.launch(&group).await?;
+        let mut groups = vec![group];
+        if let Some(plan) = &self.opts.swarm {
+            let names: Vec<MachineName> = self.members.iter().map(|m| m.name.clone()).collect();
+            let vpc = self.subnet_vpc.clone();
+            let cluster_group = swarm::cluster_group(
+                &self.ec2,
+                &self.store,
+                plan,
+                &names,
+                vpc.as_deref(),
+                &mut self.progress,
+            )
+            .await?;
+            groups.push(cluster_group);
+        }
+        self.launch(&groups).await?;
         self.tag_instances().await?;
         if self.opts.shared_ca {
             let dirs: Vec<PathBuf> = self.members.iter().map(|m| m.dir.join("certs")).collect();
@@ -636,6 +667,48 @@ impl Job<'_> {
         results
     }
 
+    /// With `--swarm`: the machines brought up form (or join) the cluster; one that cannot
+    /// join fails like any other step.
+    async fn form_swarm(
+        &mut self,
+        results: Vec<anyhow::Result<(IpAddr, setup::Verified)>>,
+    ) -> (Vec<MachineResult>, Option<Duration>) {
+        let Some(plan) = &self.opts.swarm else {
+            let results = results
+                .into_iter()
+                .map(|r| r.map(|(a, v)| (a, v, None)))
+                .collect();
+            return (results, None);
+        };
+        let ready: Vec<MachineName> = self
+            .members
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(m, _)| m.name.clone())
+            .collect();
+        if ready.is_empty() {
+            let results = results
+                .into_iter()
+                .map(|r| r.map(|(a, v)| (a, v, None)))
+                .collect();
+            return (results, None);
+        }
+        self.progress.finish_stage();
+        let formed =
+            swarm::form(self.docker_config, &self.store, plan, &ready, &mut self.progress).await;
+        let mut joined = formed.results.into_iter();
+        let results = results
+            .into_iter()
+            .map(|r| {
+                let (address, verified) = r?;
+                let (_, role) = joined.next().expect("one per machine brought up");
+                Ok((address, verified, Some(role?)))
+            })
+            .collect();
+        (results, Some(formed.took))
+    }
+
     /// The group the machines are in (journalled in every record by [`Job::security_group`]).
     fn group_id(&self) -> String {
         self.store
@@ -649,7 +722,8 @@ impl Job<'_> {
     /// are the outcome. A single machine's failure is the error itself.
     async fn settle(
         mut self,
-        mut results: Vec<anyhow::Result<(IpAddr, setup::Verified)>>,
+        mut results: Vec<MachineResult>,
+        swarm_took: Option<Duration>,
     ) -> anyhow::Result<CreateOutcome> {
         // Cancelled while the machines were being brought up: every one not ready is removed.
         results.resize_with(self.members.len(), || Err(anyhow::Error::new(Cancelled)));
@@ -672,13 +746,14 @@ impl Job<'_> {
         let mut machines = Vec::new();
         for (member, result) in self.members.iter().zip(results) {
             let result = match result {
-                Ok((address, verified)) => self
+                Ok((address, verified, swarm_role)) => self
                     .store
                     .load(&member.name)
                     .map(|record| Ready {
                         record,
                         address,
                         verified,
+                        swarm_role,
                     })
                     .map_err(anyhow::Error::from),
                 Err(e) => Err(e),
@@ -691,6 +766,7 @@ impl Job<'_> {
         Ok(CreateOutcome {
             machines,
             total: self.progress.total(),
+            swarm_took,
         })
     }
 
@@ -928,7 +1004,7 @@ impl Job<'_> {
     /// machine's launch index) is journalled first; a refusal means nothing was launched; a
     /// lost answer is recovered by sending the same request again (EC2's idempotency answers
     /// with the same reservation), or later by the rollback.
-    async fn launch(&mut self, group: &str) -> anyhow::Result<()> {
+    async fn launch(&mut self, groups: &[String]) -> anyhow::Result<()> {
         self.progress.stage(match self.members.len() {
             1 => format!("launching {} ({})", self.image.id, self.opts.instance_type),
             n => format!(
@@ -936,7 +1012,7 @@ impl Job<'_> {
                 self.image.id, self.opts.instance_type
             ),
         });
-        let spec = self.launch_spec(group);
+        let spec = self.launch_spec(groups);
         self.journal_all(|r| r.cloud.client_token = Some(spec.client_token.clone()))?;
         self.unanswered_launch = Some(spec.clone());
         crash::point("launch-intent");
@@ -983,7 +1059,7 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn launch_spec(&self, group: &str) -> LaunchSpec {
+    fn launch_spec(&self, groups: &[String]) -> LaunchSpec {
         let opts = self.opts;
         let keys: Vec<&Keys> = self
             .members
@@ -1000,7 +1076,7 @@ impl Job<'_> {
             instance_type: opts.instance_type.clone(),
             zone: opts.zone.clone(),
             subnet_id: opts.subnet.clone(),
-            security_group_ids: vec![group.to_string()],
+            security_group_ids: groups.to_vec(),
             key_name: keys[0].key_name.clone(),
             user_data_b64: data.as_deref().map(userdata::to_base64),
             root_size_gib: opts.root_size,
@@ -1276,6 +1352,11 @@ async fn roll_back_machine(ec2: &Ec2, store: &Store, docker_config: &Path, membe
     let name = member.name.clone();
     let progress = &mut member.progress;
     progress.note(format!("rolling back {name}…"));
+    if let Ok(record) = store.load(&name) {
+        if let Err(e) = swarm::depart(docker_config, store, &record, progress).await {
+            progress.note(format!("warning: {name}: leaving its swarm: {e:#}"));
+        }
+    }
     if let Err(cleanup) = teardown::teardown(ec2, store, &name, progress).await {
         progress.fail_stage();
         progress.note(format!(

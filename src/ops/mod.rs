@@ -16,6 +16,7 @@ pub mod prune;
 pub mod rm;
 pub mod scp;
 pub mod setup;
+pub mod swarm;
 pub mod teardown;
 
 pub use create::{CreateOptions, create};

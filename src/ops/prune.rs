@@ -195,6 +195,15 @@ impl<'a> Known<'a> {
                     .chain(&c.security_group_intent)
                     .map(String::as_str),
             );
+            if let Some(s) = entry.as_ref().ok().and_then(|r| r.swarm.as_ref()) {
+                known.groups.extend(
+                    s.group_id
+                        .iter()
+                        .chain(&s.group_name)
+                        .chain(&s.group_intent)
+                        .map(String::as_str),
+                );
+            }
             known.key_pairs.extend(
                 c.key_pair_name
                     .iter()

@@ -80,7 +80,16 @@ async fn remove_cloud_resources(
     opts: &RmOptions,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    if plan(&record.cloud).is_empty() {
+    if let Err(e) = super::swarm::depart(docker_config, store, record, progress).await {
+        // The instance goes anyway; a node left behind shows Down until removed.
+        progress.fail_stage();
+        progress.note(format!("warning: {}: leaving its swarm: {e:#}", record.name));
+    }
+    let swarm_group = record
+        .swarm
+        .as_ref()
+        .is_some_and(|s| s.group_id.is_some() || s.group_intent.is_some());
+    if plan(&record.cloud).is_empty() && !swarm_group {
         return Ok(());
     }
     let ec2 = super::machine::cloud_of_machine(docker_config, record, &opts.cloud).await?;

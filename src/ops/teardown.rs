@@ -155,6 +155,8 @@ pub async fn teardown(
             }
         }
     }
+    // The cluster's group, once the instance is gone.
+    super::swarm::release_group(ec2, store, &store.load(name)?, progress).await?;
     progress.finish_stage();
     Ok(())
 }
@@ -361,6 +363,11 @@ async fn delete_group_proved(
         ));
     }
     progress.stage(format!("deleting security group {} ({id})", group.name));
+    delete_group_when_free(ec2, id).await
+}
+
+/// Deletes a group, waiting while a terminating instance still holds it.
+pub async fn delete_group_when_free(ec2: &Ec2, id: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + GROUP_RELEASE_TIMEOUT;
     loop {
         match ec2.delete_security_group(id).await {

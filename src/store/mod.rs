@@ -7,7 +7,7 @@
 
 mod record;
 
-pub use record::{CloudRecord, MachineRecord, MachineState, SCHEMA_VERSION};
+pub use record::{CloudRecord, MachineRecord, MachineState, SCHEMA_VERSION, SwarmRecord};
 
 use std::{
     fs, io,

@@ -1,5 +1,7 @@
 //! The remote docker engine, over mutual TLS with bollard.
 
+pub mod swarm;
+
 use std::{path::Path, time::Duration};
 
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
@@ -24,10 +26,20 @@ pub enum EngineError {
     TlsFiles { dir: String, message: String },
     #[error("the docker daemon at {url} did not answer within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
+    #[error("{call} on the docker daemon at {url} failed: {message}")]
+    Swarm {
+        url: String,
+        call: &'static str,
+        message: String,
+    },
 }
 
 impl EngineError {
     pub fn hint(&self) -> String {
+        if let EngineError::Swarm { .. } = self {
+            return "`docker --context CLUSTER node ls` shows the cluster as its managers see it;                     `docker euca swarm ls` lists the clusters"
+                .into();
+        }
         "check that the instance runs and its security group lets you reach port 2376 (--allow-cidr); \
          `docker euca regenerate-certs NAME` if its address changed outside docker-euca"
             .into()
@@ -39,7 +51,7 @@ impl EngineError {
 /// business being vouched for by, and loads them anew for every client: milliseconds each, for
 /// every machine `ls` probes) and keeps its connection, so that the version negotiation and the
 /// call share one TLS handshake.
-fn client(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Docker, EngineError> {
+pub(crate) fn client(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Docker, EngineError> {
     let config = tls_config(tls_dir).map_err(|message| EngineError::TlsFiles {
         dir: tls_dir.display().to_string(),
         message,
