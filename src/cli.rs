@@ -34,7 +34,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a Docker host on the cloud
+    /// Create a Docker host on the cloud, or a fleet of them (several names, --count), joined
+    /// into a Docker Swarm with --swarm
     Create(Box<commands::create::CreateArgs>),
     /// Remove machines and everything they have in the cloud
     #[command(visible_alias = "remove")]
@@ -45,6 +46,8 @@ pub enum Command {
     Prune(commands::prune::PruneArgs),
     /// List machines (one cloud call per endpoint)
     Ls(commands::ls::LsArgs),
+    /// Docker Swarm clusters of the machines (`swarm ls`)
+    Swarm(commands::swarm::SwarmArgs),
     /// Show a machine's record (it holds no secret)
     Inspect(commands::inspect::InspectArgs),
     /// Show the instance's state
@@ -158,6 +161,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create(args) => commands::create::run(ctx, *args).await,
         Command::Rm(args) => commands::rm::run(ctx, args).await,
+        Command::Swarm(args) => commands::swarm::run(ctx, args).await,
         Command::Prune(args) => commands::prune::run(ctx, args).await,
         Command::ImportMachine(args) => commands::import::run(ctx, args).await,
         Command::Ls(args) => commands::ls::run(ctx, args).await,

@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
 use clap::Args;
 
 use super::{Ctx, cloud_args::CloudArgs};
 use crate::{
     ops::ls::{self, LsOptions, MachineRow},
-    report::Hinted,
     template,
 };
 
@@ -17,7 +15,7 @@ pub struct LsArgs {
     /// Only names
     #[arg(short, long)]
     quiet: bool,
-    /// Filter: name=PATTERN (`*` wildcards) or state=STATE (repeatable)
+    /// Filter: name=PATTERN (`*` wildcards), state=STATE or swarm=CLUSTER (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     filters: Vec<String>,
     /// table, json, or a template such as '{{.Name}} {{.State}}'
@@ -37,14 +35,7 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     for f in &args.filters {
-        match f.split_once('=') {
-            Some(("name", v)) => opts.name_filters.push(v.to_string()),
-            Some(("state", v)) => opts.state_filters.push(v.to_string()),
-            _ => bail!(Hinted::new(
-                format!("unknown filter {f:?}"),
-                "use name=PATTERN or state=Running|Stopped|…"
-            )),
-        }
+        opts.add_filter(f)?;
     }
     let format = args.format.strip_prefix("table ").map(str::to_string);
     if !matches!(args.format.as_str(), "table" | "json") {
@@ -71,7 +62,7 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<()> {
 }
 
 fn print_table(rows: &[MachineRow]) {
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             [
@@ -79,11 +70,13 @@ fn print_table(rows: &[MachineRow]) {
                 if r.active { "*".into() } else { "-".into() },
                 r.state.clone(),
                 r.url.clone(),
+                r.swarm.clone(),
                 r.docker.clone(),
                 r.errors.clone(),
             ]
         })
         .collect();
-    let header = ["NAME", "ACTIVE", "STATE", "URL", "DOCKER", "ERRORS"];
+    // docker-machine's columns, in its order.
+    let header = ["NAME", "ACTIVE", "STATE", "URL", "SWARM", "DOCKER", "ERRORS"];
     print!("{}", crate::report::table(&header, &cells));
 }

@@ -14,7 +14,9 @@ pub mod ls;
 pub mod power;
 pub mod prune;
 pub mod rm;
+pub mod selection;
 pub mod ssh;
+pub mod swarm;
 pub mod version;
 
 use std::path::PathBuf;

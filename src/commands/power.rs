@@ -18,9 +18,8 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct PowerArgs {
-    /// Machine names
-    #[arg(required = true)]
-    names: Vec<MachineName>,
+    #[command(flatten)]
+    selection: super::selection::Selection,
     /// Maximum wait for each stage, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     timeout: u64,
@@ -30,7 +29,7 @@ pub struct PowerArgs {
 
 pub async fn run(ctx: &Ctx, args: PowerArgs, action: Power) -> anyhow::Result<()> {
     let opts = PowerOptions {
-        names: args.names,
+        names: args.selection.resolve(ctx).await?,
         action,
         cloud: args.cloud.into(),
         timeout: Duration::from_secs(args.timeout),

@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::{Ctx, cloud_args::CloudArgs};
 use crate::{
-    names::MachineName,
     ops::{self, RmOptions},
     report::{self, Hinted},
     store::StoreError,
@@ -15,9 +14,8 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Machines to remove
-    #[arg(required = true)]
-    names: Vec<MachineName>,
+    #[command(flatten)]
+    selection: super::selection::Selection,
     /// Forget the machine even if the cloud refuses to remove its resources
     #[arg(short, long)]
     force: bool,
@@ -33,7 +31,8 @@ pub struct RmArgs {
 
 pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
     let store = ctx.store();
-    for name in &args.names {
+    let names = args.selection.resolve(ctx).await?;
+    for name in &names {
         if !store.exists(name) {
             bail!(StoreError::NotFound {
                 name: name.to_string()
@@ -41,8 +40,7 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
         }
     }
     if !args.yes {
-        let list = args
-            .names
+        let list = names
             .iter()
             .map(|n| n.to_string())
             .collect::<Vec<_>>()
@@ -53,8 +51,9 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
                 "add -y to confirm"
             ));
         }
+        let endings = cluster_endings(&store, &names);
         if !super::confirmed(&format!(
-            "Remove {list} and everything it has in the cloud?"
+            "Remove {list} and everything it has in the cloud?{endings}"
         ))
         .await?
         {
@@ -62,7 +61,7 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
         }
     }
     let opts = RmOptions {
-        names: args.names,
+        names,
         force: args.force,
         cloud: args.cloud.into(),
         quiet: args.quiet,
@@ -91,4 +90,21 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The clusters whose last manager is among `names`, said in the question.
+fn cluster_endings(store: &crate::store::Store, names: &[crate::names::MachineName]) -> String {
+    let mut out = String::new();
+    for name in names {
+        let Ok(record) = store.load(name) else {
+            continue;
+        };
+        if crate::ops::swarm::is_last_manager(store, &record).unwrap_or(false) {
+            let cluster = record.swarm.map(|s| s.cluster).unwrap_or_default();
+            out.push_str(&format!(
+                "\n{name} is the last manager of swarm {cluster}: removing it ends the cluster (its workers leave it)."
+            ));
+        }
+    }
+    out
 }

@@ -191,7 +191,12 @@ pub async fn create(
         r = job.form_swarm(results) => r,
         _ = cancel.cancelled() => (vec![], None),
     };
-    job.settle(results, swarm_took).await
+    let outcome = job.settle(results, swarm_took).await?;
+    if cancel.is_cancelled() {
+        // What was not ready is rolled back; a machine already ready stays (it is whole).
+        return Err(anyhow::Error::new(Cancelled));
+    }
+    Ok(outcome)
 }
 
 /// Locks every name of the create (sorted, so two creates never wait on each other in turn).
@@ -391,6 +396,12 @@ fn check_ssh_key(opts: &CreateOptions) -> anyhow::Result<()> {
 
 fn refuse_taken_contexts(docker_config: &Path, opts: &CreateOptions) -> anyhow::Result<()> {
     let contexts = crate::context::ContextStore::new(docker_config);
+    let store = Store::new(docker_config);
+    if let Some(taken) = opts.names.iter().find(|n| store.exists(n)) {
+        bail!(crate::store::StoreError::AlreadyExists {
+            name: taken.to_string()
+        });
+    }
     let names: Vec<String> = if opts.names.len() == 1 {
         vec![opts.provision.context_name.clone()]
     } else {
@@ -1352,10 +1363,10 @@ async fn roll_back_machine(ec2: &Ec2, store: &Store, docker_config: &Path, membe
     let name = member.name.clone();
     let progress = &mut member.progress;
     progress.note(format!("rolling back {name}…"));
-    if let Ok(record) = store.load(&name) {
-        if let Err(e) = swarm::depart(docker_config, store, &record, progress).await {
-            progress.note(format!("warning: {name}: leaving its swarm: {e:#}"));
-        }
+    if let Ok(record) = store.load(&name)
+        && let Err(e) = swarm::depart(docker_config, store, &record, progress).await
+    {
+        progress.note(format!("warning: {name}: leaving its swarm: {e:#}"));
     }
     if let Err(cleanup) = teardown::teardown(ec2, store, &name, progress).await {
         progress.fail_stage();

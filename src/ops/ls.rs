@@ -25,6 +25,39 @@ pub struct LsOptions {
     pub cloud: CloudFlags,
     pub name_filters: Vec<String>,
     pub state_filters: Vec<String>,
+    /// `swarm=CLUSTER`: members of these clusters.
+    pub swarm_filters: Vec<String>,
+}
+
+impl LsOptions {
+    /// Whether a record passes the filters that need no cloud call (name, swarm).
+    pub fn keeps(&self, record: &crate::store::MachineRecord) -> bool {
+        let name_ok = self.name_filters.is_empty()
+            || self
+                .name_filters
+                .iter()
+                .any(|p| name_matches(record.name.as_str(), p));
+        let cluster = record.swarm.as_ref().map(|s| s.cluster.as_str());
+        let swarm_ok = self.swarm_filters.is_empty()
+            || self.swarm_filters.iter().any(|c| Some(c.as_str()) == cluster);
+        name_ok && swarm_ok
+    }
+
+    /// Parses one `--filter KEY=VALUE` (name, state, swarm).
+    pub fn add_filter(&mut self, filter: &str) -> Result<(), crate::report::Hinted> {
+        match filter.split_once('=') {
+            Some(("name", v)) => self.name_filters.push(v.to_string()),
+            Some(("state", v)) => self.state_filters.push(v.to_string()),
+            Some(("swarm", v)) => self.swarm_filters.push(v.to_string()),
+            _ => {
+                return Err(crate::report::Hinted::new(
+                    format!("unknown filter {filter:?}"),
+                    "use name=PATTERN, state=Running|Stopped|… or swarm=CLUSTER",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One row of `ls`; also what `--format` templates see.
@@ -37,6 +70,8 @@ pub struct MachineRow {
     #[serde(rename = "URL")]
     pub url: String,
     pub docker: String,
+    /// `CLUSTER (manager|worker)`, empty outside a swarm.
+    pub swarm: String,
     pub errors: String,
     #[serde(rename = "InstanceID")]
     pub instance_id: String,
@@ -47,9 +82,9 @@ pub struct MachineRow {
     pub endpoint: String,
 }
 
-/// `name=` matches names with `*` wildcards (docker's filters match substrings; so do we when
+/// `name=` (and a name pattern on the command line) matches names with `*` wildcards (docker's filters match substrings; so do we when
 /// there is no wildcard).
-fn name_matches(name: &str, pattern: &str) -> bool {
+pub fn name_matches(name: &str, pattern: &str) -> bool {
     if !pattern.contains('*') {
         return name.contains(pattern);
     }
@@ -88,13 +123,11 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
     rows.retain(|r| {
         opts.name_filters.is_empty() || opts.name_filters.iter().any(|p| name_matches(&r.name, p))
     });
-    records.retain(|r| {
-        opts.name_filters.is_empty()
-            || opts
-                .name_filters
-                .iter()
-                .any(|p| name_matches(r.name.as_str(), p))
-    });
+    records.retain(|r| opts.keeps(r));
+    if !opts.swarm_filters.is_empty() {
+        // A damaged record's cluster cannot be told.
+        rows.clear();
+    }
     let current = ConfigFile::new(docker_config)
         .current_context()
         .ok()
@@ -154,6 +187,11 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
                 state,
                 url: r.engine.url.clone().unwrap_or_default(),
                 docker: String::new(),
+                swarm: r
+                    .swarm
+                    .as_ref()
+                    .map(|s| format!("{} ({})", s.cluster, s.role))
+                    .unwrap_or_default(),
                 errors,
                 instance_id: r.cloud.instance_id.clone().unwrap_or_default(),
                 public_ip: info

@@ -452,10 +452,10 @@ pub async fn depart(docker_config: &Path, store: &Store, record: &MachineRecord,
             if s.role == "manager" || me_is_manager(&me).await {
                 m.member.demote(&node).await?;
             }
-            if let Some(me) = &me {
-                if let Err(e) = me.member.leave(false).await {
-                    progress.note(format!("  warning: {} could not leave: {e}", record.name));
-                }
+            if let Some(me) = &me
+                && let Err(e) = me.member.leave(false).await
+            {
+                progress.note(format!("  warning: {} could not leave: {e}", record.name));
             }
             m.member.remove_node(&node).await?;
             move_context(docker_config, store, cluster, record, &m.name)?;
@@ -499,10 +499,10 @@ fn move_context(docker_config: &Path, store: &Store, cluster: &str, going: &Mach
 /// so (the cluster's group stays recorded, to go with the last of them), the context goes.
 async fn end_cluster(docker_config: &Path, store: &Store, cluster: &str, others: &[MachineRecord], progress: &mut Progress) -> anyhow::Result<()> {
     for w in others {
-        if let Ok(reached) = reach(docker_config, w).await {
-            if let Err(e) = reached.member.leave(true).await {
-                progress.note(format!("  warning: {} could not leave: {e}", w.name));
-            }
+        if let Ok(reached) = reach(docker_config, w).await
+            && let Err(e) = reached.member.leave(true).await
+        {
+            progress.note(format!("  warning: {} could not leave: {e}", w.name));
         }
         store.update(&w.name, |r| {
             if let Some(s) = r.swarm.as_mut() {

@@ -119,7 +119,9 @@ fn table_row(out: &Output, name: &str) -> (String, String) {
 /// The `docker euca: ` error line and the line after it.
 fn error_and_hint(out: &Output) -> (String, String) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("docker euca: "));
+    let mut lines = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("docker euca: "));
     let error = lines.next().unwrap_or_default().to_string();
     let hint = lines.next().unwrap_or_default().to_string();
     (error, hint)
@@ -241,7 +243,11 @@ fn fleet_of_three_one_launch_one_group() {
         assert_eq!(r.state, MachineState::Ready, "{name}: {r:?}");
         assert_eq!(r.cloud.fleet.as_deref(), Some(base.as_str()), "{name}");
         assert_eq!(r.cloud.launch_index, Some(n as u32), "{name}");
-        assert_eq!(r.cloud.client_token.as_deref(), Some(token.as_str()), "{name}");
+        assert_eq!(
+            r.cloud.client_token.as_deref(),
+            Some(token.as_str()),
+            "{name}"
+        );
         assert_eq!(r.cloud.security_group_id.as_deref(), Some(group.as_str()));
         assert!(r.cloud.security_group_owned, "{name}");
         let public = r.cloud.public_ip.clone().expect("a public address");
@@ -316,7 +322,11 @@ fn fleet_of_three_one_launch_one_group() {
         .iter()
         .map(|r| r.ssh.host_key.clone().expect("a pinned host key"))
         .collect();
-    assert_eq!(host_keys.len(), 3, "each machine pins its own: {host_keys:?}");
+    assert_eq!(
+        host_keys.len(),
+        3,
+        "each machine pins its own: {host_keys:?}"
+    );
 
     // The first machine goes alone: the group stays, holding the other two.
     rm(&home, &user, &[&names[0]]);
@@ -324,7 +334,10 @@ fn fleet_of_three_one_launch_one_group() {
     assert!(!record_dir(&home, &names[0]).exists());
     assert!(!context_names(&home).contains(&names[0]));
     assert!(
-        matches!(instance_state(&user, &ids[0]).as_str(), "terminated" | "absent"),
+        matches!(
+            instance_state(&user, &ids[0]).as_str(),
+            "terminated" | "absent"
+        ),
         "{}",
         instance_state(&user, &ids[0])
     );
@@ -399,17 +412,25 @@ fn a_fleet_where_one_host_fails_keeps_the_others_and_leaves_nothing_of_it() {
     let survivor = record(&home, &names[1]);
     let token = survivor.cloud.client_token.clone().expect("the token");
     let group = survivor.cloud.security_group_id.clone().expect("the group");
-    let launched = launched_with(&user, &token);
-    assert_eq!(launched.len(), 3, "{launched:?}");
-    let first = launched
+    // Of the launch, only the two survivors live; the first machine's (launch index 0) is
+    // terminated (or, should the cloud no longer list it, gone).
+    let survivors: BTreeSet<String> = names[1..]
         .iter()
-        .find(|i| i.launch_index == Some(0))
-        .expect("launch index 0");
-    assert_eq!(first.state, "terminated", "{first:?}");
-    for name in &names[1..] {
-        let id = record(&home, name).cloud.instance_id.unwrap();
-        assert_ne!(id, first.id);
-        assert_eq!(instance_state(&user, &id), "running", "{name}");
+        .map(|n| record(&home, n).cloud.instance_id.unwrap())
+        .collect();
+    let launched = launched_with(&user, &token);
+    let alive: BTreeSet<String> = launched
+        .iter()
+        .filter(|i| i.state != "terminated")
+        .map(|i| i.id.clone())
+        .collect();
+    assert_eq!(alive, survivors, "{launched:?}");
+    for i in &launched {
+        if i.launch_index == Some(0) {
+            assert_eq!(i.state, "terminated", "{i:?}");
+        } else {
+            assert_eq!(i.state, "running", "{i:?}");
+        }
     }
     // The group stays for the two that still name it.
     assert!(
@@ -468,9 +489,12 @@ fn a_fleet_by_names_in_vpc() {
         assert_eq!(address, private, "{name}");
         assert!(result.starts_with("ready: Docker "), "{name}: {result:?}");
         assert!(!server_version(&home, name).is_empty(), "{name}");
-        let i = block_on(user.ec2().describe_instance(r.cloud.instance_id.as_ref().unwrap()))
-            .unwrap()
-            .unwrap();
+        let i = block_on(
+            user.ec2()
+                .describe_instance(r.cloud.instance_id.as_ref().unwrap()),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(i.subnet_id.as_deref(), Some(subnet.as_str()), "{i:?}");
         assert_eq!(i.client_token.as_deref(), Some(token.as_str()));
         assert_eq!(i.launch_index, Some(n as u32));
@@ -550,7 +574,6 @@ fn ctrl_c_during_a_fleets_wait_removes_every_instance() {
     // the create has sent its first DescribeInstances, which only the wait for the addresses
     // sends (this test sends none before the signal). Stage lines are printed when a stage
     // ends, so stderr cannot show the wait while it lasts.
-    let store = Store::new(home.path());
     let deadline = Instant::now() + Duration::from_secs(120);
     let (ids, token, group) = loop {
         if let Some(status) = child.ended() {
@@ -561,7 +584,7 @@ fn ctrl_c_during_a_fleets_wait_removes_every_instance() {
         }
         let records: Vec<MachineRecord> = names
             .iter()
-            .filter_map(|n| store.load(&MachineName::new(n.as_str()).unwrap()).ok())
+            .filter_map(|n| load(&home, n))
             .filter(|r| r.cloud.instance_id.is_some())
             .collect();
         if records.len() == names.len()
@@ -574,7 +597,11 @@ fn ctrl_c_during_a_fleets_wait_removes_every_instance() {
             break (
                 ids,
                 records[0].cloud.client_token.clone().expect("the token"),
-                records[0].cloud.security_group_id.clone().expect("the group"),
+                records[0]
+                    .cloud
+                    .security_group_id
+                    .clone()
+                    .expect("the group"),
             );
         }
         assert!(
@@ -589,7 +616,11 @@ fn ctrl_c_during_a_fleets_wait_removes_every_instance() {
 
     // Everything the launch made is gone: the three instances terminated, no record, no
     // context, no group.
-    assert_eq!(launched_with(&user, &token).len(), 3);
+    let launched = launched_with(&user, &token);
+    assert!(
+        launched.iter().all(|i| ids.contains(&i.id)),
+        "the token's instances are the records' {ids:?}: {launched:?}"
+    );
     assert_launch_gone(&user, &token);
     for id in &ids {
         assert!(
@@ -649,7 +680,10 @@ fn a_lost_run_instances_answer_still_makes_or_removes_every_instance() {
     for (n, (name, r)) in names.iter().zip(&records).enumerate() {
         assert_eq!(r.cloud.client_token.as_deref(), Some(token.as_str()));
         let id = r.cloud.instance_id.clone().unwrap();
-        let i = launched.iter().find(|i| i.id == id).expect("one of the token's");
+        let i = launched
+            .iter()
+            .find(|i| i.id == id)
+            .expect("one of the token's");
         assert_eq!(i.launch_index, Some(n as u32), "{name}: {i:?}");
         assert_eq!(i.state, "running");
         assert!(
@@ -671,7 +705,10 @@ fn a_lost_run_instances_answer_still_makes_or_removes_every_instance() {
                 .is_some_and(|t| t.starts_with(&format!("docker-euca-{base}-")))
         })
         .collect();
-    assert!(untagged.is_empty(), "an untagged instance of ours: {untagged:?}");
+    assert!(
+        untagged.is_empty(),
+        "an untagged instance of ours: {untagged:?}"
+    );
     assert_eq!(groups_named_for(&user, &base).len(), 1);
 
     rm(&home, &user, &[&names[0], &names[1]]);
@@ -888,7 +925,9 @@ fn bad_case(case: &BadCase, image: &str) -> Vec<String> {
         }
         Setup::Record(name) => {
             Store::new(home.path())
-                .create(&MachineRecord::new(MachineName::new(name.as_str()).unwrap()))
+                .create(&MachineRecord::new(
+                    MachineName::new(name.as_str()).unwrap(),
+                ))
                 .unwrap();
         }
     }
@@ -916,18 +955,25 @@ fn bad_case(case: &BadCase, image: &str) -> Vec<String> {
             problems.push(format!("a usage error exits 2, not {}", out.status));
         }
         if !first.starts_with("error: ") {
-            problems.push(format!("clap's first line starts with `error: `: {first:?}"));
+            problems.push(format!(
+                "clap's first line starts with `error: `: {first:?}"
+            ));
         }
     } else {
         if !first.starts_with("docker euca: ") {
-            problems.push(format!("the first line must start with `docker euca: `: {first:?}"));
+            problems.push(format!(
+                "the first line must start with `docker euca: `: {first:?}"
+            ));
         }
         if !second.starts_with("hint: ") {
             problems.push(format!("the second line must be a `hint: `: {second:?}"));
         }
     }
     if !first.contains(&case.needle) {
-        problems.push(format!("the first line does not say {:?}: {first:?}", case.needle));
+        problems.push(format!(
+            "the first line does not say {:?}: {first:?}",
+            case.needle
+        ));
     }
     // Nothing written: no record, no context, no file changed.
     let after = snapshot(home.path(), reaches_the_cloud);
@@ -958,7 +1004,10 @@ fn bad_case(case: &BadCase, image: &str) -> Vec<String> {
             .filter_map(|a| stats.get(*a).map(|n| format!("{a} ×{n}")))
             .collect();
         if !changing.is_empty() {
-            problems.push(format!("calls that change the cloud: {}", changing.join(", ")));
+            problems.push(format!(
+                "calls that change the cloud: {}",
+                changing.join(", ")
+            ));
         }
     } else if !stats.is_empty() {
         problems.push(format!("refused after reaching the cloud: {stats:?}"));
@@ -980,9 +1029,8 @@ fn a_shared_ca_fleet_opens_every_host_with_one_client_certificate() {
     let group = record(&home, &names[0]).cloud.security_group_id.unwrap();
     let token = record(&home, &names[0]).cloud.client_token.unwrap();
     let certs = |name: &str| record_dir(&home, name).join("certs");
-    let read = |path: PathBuf| {
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    };
+    let read =
+        |path: PathBuf| std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // One CA: the machines' CA certificates are the same, and so are their contexts'.
     assert_eq!(
         read(certs(&names[0]).join("ca.pem")),

@@ -13,6 +13,7 @@ mod credentials;
 mod doctor;
 mod engine_install;
 mod fault_matrix;
+mod fleet;
 mod hardening;
 mod import_machine;
 mod kill_matrix;
