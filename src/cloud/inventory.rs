@@ -41,6 +41,8 @@ pub struct InventoryInstance {
     pub group_ids: Vec<String>,
     /// The RunInstances client token it was launched with.
     pub client_token: Option<String>,
+    /// Its `AmiLaunchIndex` in that launch (a fleet's instances share one token).
+    pub launch_index: Option<u32>,
 }
 
 impl Ec2 {
@@ -137,6 +139,7 @@ impl Ec2 {
 
 fn inventory_instance(i: &Instance) -> InventoryInstance {
     InventoryInstance {
+        launch_index: i.ami_launch_index().and_then(|n| u32::try_from(n).ok()),
         id: i.instance_id().unwrap_or_default().to_string(),
         state: i
             .state()

@@ -309,7 +309,10 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         outcome.total.as_secs_f64()
     );
     if let (Some(took), Some(cluster)) = (outcome.swarm_took, &swarm_cluster) {
-        tracing::debug!("swarm {cluster}: from all verified to all nodes Ready: {:.1}s", took.as_secs_f64());
+        tracing::debug!(
+            "swarm {cluster}: from all verified to all nodes Ready: {:.1}s",
+            took.as_secs_f64()
+        );
     }
     if let [one] = outcome.machines.as_slice() {
         let ready = one.result.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -363,7 +366,9 @@ fn fleet_summary(machines: &[ops::create::MachineOutcome]) -> String {
                 m.name.to_string(),
                 r.address.to_string(),
                 match &r.swarm_role {
-                    Some(role) => format!("ready: Docker {}, swarm {role}", r.verified.version.version),
+                    Some(role) => {
+                        format!("ready: Docker {}, swarm {role}", r.verified.version.version)
+                    }
                     None => format!("ready: Docker {}", r.verified.version.version),
                 },
             ],

@@ -77,6 +77,8 @@ fn print_table(rows: &[MachineRow]) {
         })
         .collect();
     // docker-machine's columns, in its order.
-    let header = ["NAME", "ACTIVE", "STATE", "URL", "SWARM", "DOCKER", "ERRORS"];
+    let header = [
+        "NAME", "ACTIVE", "STATE", "URL", "SWARM", "DOCKER", "ERRORS",
+    ];
     print!("{}", crate::report::table(&header, &cells));
 }

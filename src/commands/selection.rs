@@ -88,13 +88,13 @@ impl Selection {
         };
         if names.is_empty() {
             bail!(Hinted::new(
-                format!("no machine matches --filter {}", self.filters.join(" --filter ")),
+                format!(
+                    "no machine matches --filter {}",
+                    self.filters.join(" --filter ")
+                ),
                 "`docker euca ls --filter …` shows what a filter selects",
             ));
         }
-        names
-            .iter()
-            .map(|n| Ok(MachineName::new(n)?))
-            .collect()
+        names.iter().map(|n| Ok(MachineName::new(n)?)).collect()
     }
 }

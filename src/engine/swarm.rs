@@ -67,7 +67,11 @@ pub struct JoinTokens {
 
 impl Member {
     /// Connects to the daemon at `url` with a context's TLS files.
-    pub async fn connect(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Member, EngineError> {
+    pub async fn connect(
+        url: &str,
+        tls_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Member, EngineError> {
         let docker = client(url, tls_dir, timeout)?;
         let docker = docker
             .negotiate_version()
@@ -177,10 +181,7 @@ impl Member {
                 let manager = n.manager_status.unwrap_or_default();
                 NodeInfo {
                     id: n.id.unwrap_or_default(),
-                    hostname: n
-                        .description
-                        .and_then(|d| d.hostname)
-                        .unwrap_or_default(),
+                    hostname: n.description.and_then(|d| d.hostname).unwrap_or_default(),
                     role: spec
                         .role
                         .map(|r| r.to_string())

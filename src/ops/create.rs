@@ -706,8 +706,14 @@ impl Job<'_> {
             return (results, None);
         }
         self.progress.finish_stage();
-        let formed =
-            swarm::form(self.docker_config, &self.store, plan, &ready, &mut self.progress).await;
+        let formed = swarm::form(
+            self.docker_config,
+            &self.store,
+            plan,
+            &ready,
+            &mut self.progress,
+        )
+        .await;
         let mut joined = formed.results.into_iter();
         let results = results
             .into_iter()

@@ -39,7 +39,10 @@ impl LsOptions {
                 .any(|p| name_matches(record.name.as_str(), p));
         let cluster = record.swarm.as_ref().map(|s| s.cluster.as_str());
         let swarm_ok = self.swarm_filters.is_empty()
-            || self.swarm_filters.iter().any(|c| Some(c.as_str()) == cluster);
+            || self
+                .swarm_filters
+                .iter()
+                .any(|c| Some(c.as_str()) == cluster);
         name_ok && swarm_ok
     }
 

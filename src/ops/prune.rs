@@ -160,8 +160,11 @@ struct Known<'a> {
     all_stores: bool,
     /// Each machine with a record; `None`: the record cannot be read.
     machines: HashMap<&'a str, Option<&'a CloudRecord>>,
-    /// Instance ids and client tokens any record holds.
+    /// Instance ids any record holds.
     instances: HashSet<&'a str>,
+    /// Client tokens any record holds, with the launch index of a fleet's machine (`None`:
+    /// every instance of that launch).
+    tokens: HashSet<(&'a str, Option<u32>)>,
     /// Group ids, names and intents any record holds.
     groups: HashSet<&'a str>,
     /// Key pair names and intents any record holds.
@@ -175,6 +178,7 @@ impl<'a> Known<'a> {
             all_stores,
             machines: HashMap::new(),
             instances: HashSet::new(),
+            tokens: HashSet::new(),
             groups: HashSet::new(),
             key_pairs: HashSet::new(),
         };
@@ -182,12 +186,12 @@ impl<'a> Known<'a> {
             let cloud = entry.as_ref().ok().map(|r| &r.cloud);
             known.machines.insert(name.as_str(), cloud);
             let Some(c) = cloud else { continue };
-            known.instances.extend(
-                c.instance_id
-                    .iter()
-                    .chain(&c.client_token)
-                    .map(String::as_str),
-            );
+            known
+                .instances
+                .extend(c.instance_id.iter().map(String::as_str));
+            if let Some(token) = &c.client_token {
+                known.tokens.insert((token.as_str(), c.launch_index));
+            }
             known.groups.extend(
                 c.security_group_id
                     .iter()
@@ -283,10 +287,9 @@ pub fn orphans(
 
     let mut terminating: HashSet<&str> = HashSet::new();
     for i in &inventory.instances {
-        let token_held = i
-            .client_token
-            .as_deref()
-            .is_some_and(|t| known.instances.contains(t));
+        let token_held = i.client_token.as_deref().is_some_and(|t| {
+            known.tokens.contains(&(t, None)) || known.tokens.contains(&(t, i.launch_index))
+        });
         if i.state == "terminated" || known.instances.contains(i.id.as_str()) || token_held {
             continue;
         }
@@ -695,6 +698,30 @@ mod tests {
 
     fn ids(found: &[Orphan]) -> Vec<&str> {
         found.iter().map(Orphan::id).collect()
+    }
+
+    #[test]
+    fn a_fleet_machine_whose_record_is_gone_is_an_orphan_beside_its_fleets_survivors() {
+        // web-1 (launch index 0) keeps its record, and the fleet's client token; web-2's
+        // record was forgotten (`rm -f`) while its instance still runs.
+        let records = [record("web-1", |c| {
+            c.instance_id = Some("i-1".into());
+            c.client_token = Some("tok".into());
+            c.launch_index = Some(0);
+        })];
+        let launched = |id: &str, name: &str, index| InventoryInstance {
+            client_token: Some("tok".into()),
+            launch_index: Some(index),
+            ..instance(id, "running", ours(name, ME))
+        };
+        let inv = Inventory {
+            instances: vec![launched("i-1", "web-1", 0), launched("i-2", "web-2", 1)],
+            ..Default::default()
+        };
+        assert_eq!(ids(&orphans(&records, &inv, ME, false)), vec!["i-2"]);
+        // A single machine's token (no launch index) holds whatever that launch made.
+        let single = [record("web-1", |c| c.client_token = Some("tok".into()))];
+        assert!(orphans(&single, &inv, ME, false).is_empty());
     }
 
     #[test]

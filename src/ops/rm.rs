@@ -83,7 +83,10 @@ async fn remove_cloud_resources(
     if let Err(e) = super::swarm::depart(docker_config, store, record, progress).await {
         // The instance goes anyway; a node left behind shows Down until removed.
         progress.fail_stage();
-        progress.note(format!("warning: {}: leaving its swarm: {e:#}", record.name));
+        progress.note(format!(
+            "warning: {}: leaving its swarm: {e:#}",
+            record.name
+        ));
     }
     let swarm_group = record
         .swarm

@@ -141,9 +141,11 @@ pub async fn cluster_group(
     let description = format!("docker-euca swarm {cluster}: its members only");
     let id = match ec2.create_security_group(&group, &description, vpc).await {
         Ok(id) => id,
-        Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
-            ec2.find_security_group(&group).await?.map(|g| g.id).ok_or(e)?
-        }
+        Err(e) if e.code() == Some("InvalidGroup.Duplicate") => ec2
+            .find_security_group(&group)
+            .await?
+            .map(|g| g.id)
+            .ok_or(e)?,
         Err(e) => return Err(e.into()),
     };
     journal_membership(store, names, plan, |s| {
@@ -153,7 +155,8 @@ pub async fn cluster_group(
         s.group_intent = None;
     })?;
     let owner = Ownership::new(group_tag(cluster), store.id()?);
-    ec2.create_tags(std::slice::from_ref(&id), &owner.tags()).await?;
+    ec2.create_tags(std::slice::from_ref(&id), &owner.tags())
+        .await?;
     let mut rules = EDGE_RULES.to_vec();
     if vpc.is_some() {
         rules.push(ESP);
@@ -321,9 +324,17 @@ async fn form_steps(
         joining.into_iter().partition(|r| role_of(r) == "manager");
     let remote = vec![manager.advertise.clone()];
     for m in &managers {
-        progress.stage(format!("joining {} to swarm {cluster} as a manager", m.name));
+        progress.stage(format!(
+            "joining {} to swarm {cluster} as a manager",
+            m.name
+        ));
         let joined = join_once(m, &remote, &tokens, true).await;
-        results.push((m.name.clone(), joined.and_then(|id| record_node(store, &m.name, &id)).map(|()| "manager".into())));
+        results.push((
+            m.name.clone(),
+            joined
+                .and_then(|id| record_node(store, &m.name, &id))
+                .map(|()| "manager".into()),
+        ));
     }
     if !workers.is_empty() {
         progress.stage(format!(
@@ -331,12 +342,24 @@ async fn form_steps(
             workers.len(),
             if workers.len() == 1 { "" } else { "s" }
         ));
-        let joins = workers.iter().map(|w| join_once(w, &remote, &tokens, false));
-        for (w, joined) in workers.iter().zip(futures_util::future::join_all(joins).await) {
-            results.push((w.name.clone(), joined.and_then(|id| record_node(store, &w.name, &id)).map(|()| "worker".into())));
+        let joins = workers
+            .iter()
+            .map(|w| join_once(w, &remote, &tokens, false));
+        for (w, joined) in workers
+            .iter()
+            .zip(futures_util::future::join_all(joins).await)
+        {
+            results.push((
+                w.name.clone(),
+                joined
+                    .and_then(|id| record_node(store, &w.name, &id))
+                    .map(|()| "worker".into()),
+            ));
         }
     }
-    progress.stage(format!("waiting for the nodes of swarm {cluster} to be Ready"));
+    progress.stage(format!(
+        "waiting for the nodes of swarm {cluster} to be Ready"
+    ));
     let ids: Vec<String> = results
         .iter()
         .filter(|(_, r)| r.is_ok())
@@ -371,7 +394,11 @@ async fn join_once(
     as_manager: bool,
 ) -> anyhow::Result<String> {
     if !m.member.local_state().await?.active() {
-        let token = if as_manager { &tokens.manager } else { &tokens.worker };
+        let token = if as_manager {
+            &tokens.manager
+        } else {
+            &tokens.worker
+        };
         m.member.join(&m.advertise, managers, token).await?;
     }
     m.member
@@ -391,7 +418,12 @@ fn record_node(store: &Store, name: &MachineName, id: &str) -> anyhow::Result<()
 }
 
 /// The cluster's context, if missing, points at `manager`.
-fn ensure_context(docker_config: &Path, store: &Store, cluster: &str, manager: &MachineName) -> anyhow::Result<()> {
+fn ensure_context(
+    docker_config: &Path,
+    store: &Store,
+    cluster: &str,
+    manager: &MachineName,
+) -> anyhow::Result<()> {
     if ContextStore::new(docker_config).exists(cluster) {
         return Ok(());
     }
@@ -399,7 +431,11 @@ fn ensure_context(docker_config: &Path, store: &Store, cluster: &str, manager: &
 }
 
 /// Writes the cluster's context as the manager's endpoint and client certificate.
-fn point_context(docker_config: &Path, manager: &MachineRecord, cluster: &str) -> anyhow::Result<()> {
+fn point_context(
+    docker_config: &Path,
+    manager: &MachineRecord,
+    cluster: &str,
+) -> anyhow::Result<()> {
     let contexts = ContextStore::new(docker_config);
     let tls = contexts
         .read_tls(&manager.context_name())?
@@ -432,7 +468,12 @@ pub fn is_last_manager(store: &Store, record: &MachineRecord) -> anyhow::Result<
 /// the cluster's context moves to another manager if it pointed here. The last manager ends
 /// the cluster: the workers leave too, and the context goes. Best effort where a host does not
 /// answer: the instance is removed anyway.
-pub async fn depart(docker_config: &Path, store: &Store, record: &MachineRecord, progress: &mut Progress) -> anyhow::Result<()> {
+pub async fn depart(
+    docker_config: &Path,
+    store: &Store,
+    record: &MachineRecord,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let Some(s) = record.swarm.clone() else {
         return Ok(());
     };
@@ -483,7 +524,13 @@ async fn me_is_manager(me: &Option<Reached>) -> bool {
 }
 
 /// The cluster's context pointed at the machine going: it now points at `manager`.
-fn move_context(docker_config: &Path, store: &Store, cluster: &str, going: &MachineRecord, manager: &MachineName) -> anyhow::Result<()> {
+fn move_context(
+    docker_config: &Path,
+    store: &Store,
+    cluster: &str,
+    going: &MachineRecord,
+    manager: &MachineName,
+) -> anyhow::Result<()> {
     let contexts = ContextStore::new(docker_config);
     let Ok(meta) = contexts.read(cluster) else {
         return Ok(());
@@ -497,7 +544,13 @@ fn move_context(docker_config: &Path, store: &Store, cluster: &str, going: &Mach
 
 /// The last manager went: the workers left have no cluster; they leave it, their records say
 /// so (the cluster's group stays recorded, to go with the last of them), the context goes.
-async fn end_cluster(docker_config: &Path, store: &Store, cluster: &str, others: &[MachineRecord], progress: &mut Progress) -> anyhow::Result<()> {
+async fn end_cluster(
+    docker_config: &Path,
+    store: &Store,
+    cluster: &str,
+    others: &[MachineRecord],
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     for w in others {
         if let Ok(reached) = reach(docker_config, w).await
             && let Err(e) = reached.member.leave(true).await
@@ -517,7 +570,12 @@ async fn end_cluster(docker_config: &Path, store: &Store, cluster: &str, others:
 
 /// The cluster's group of a record: deleted when no other record names it (under the group
 /// lock), then forgotten. Called by the teardown once the instance is gone.
-pub async fn release_group(ec2: &Ec2, store: &Store, record: &MachineRecord, progress: &mut Progress) -> anyhow::Result<()> {
+pub async fn release_group(
+    ec2: &Ec2,
+    store: &Store,
+    record: &MachineRecord,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let Some(s) = &record.swarm else {
         return Ok(());
     };
@@ -556,7 +614,13 @@ pub async fn release_group(ec2: &Ec2, store: &Store, record: &MachineRecord, pro
 }
 
 /// Deletes the cluster's group if its tags still say it is this store's cluster group.
-async fn delete_cluster_group(ec2: &Ec2, store: &Store, cluster: &str, id: &str, progress: &mut Progress) -> anyhow::Result<()> {
+async fn delete_cluster_group(
+    ec2: &Ec2,
+    store: &Store,
+    cluster: &str,
+    id: &str,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let Some(group) = ec2.security_group(id).await? else {
         return Ok(());
     };
@@ -564,11 +628,16 @@ async fn delete_cluster_group(ec2: &Ec2, store: &Store, cluster: &str, id: &str,
     if owner.judge(&group.tags) != crate::cloud::Verdict::Ours {
         let store_tag = group.tags.iter().find(|(k, _)| k == STORE_TAG);
         bail!(Hinted::new(
-            format!("security group {id} is not this store's group of swarm {cluster} (store tag {store_tag:?}): not deleted"),
+            format!(
+                "security group {id} is not this store's group of swarm {cluster} (store tag {store_tag:?}): not deleted"
+            ),
             "check the record; `rm -f` forgets the machine without touching the cloud",
         ));
     }
-    progress.stage(format!("deleting swarm {cluster}'s security group {} ({id})", group.name));
+    progress.stage(format!(
+        "deleting swarm {cluster}'s security group {} ({id})",
+        group.name
+    ));
     super::teardown::delete_group_when_free(ec2, id).await
 }
 
@@ -607,7 +676,10 @@ pub async fn list(docker_config: &Path, store: &Store) -> anyhow::Result<Vec<Clu
         };
         let (ready, error) = match find_manager(docker_config, &records).await {
             Some(m) => match m.member.nodes().await {
-                Ok(nodes) => (Some((nodes.iter().filter(|n| n.ready).count(), nodes.len())), None),
+                Ok(nodes) => (
+                    Some((nodes.iter().filter(|n| n.ready).count(), nodes.len())),
+                    None,
+                ),
                 Err(e) => (None, Some(e.to_string())),
             },
             None => (None, Some("no manager answers".into())),
