@@ -499,3 +499,116 @@ fn measure_ls(
     bench_tool(user, &["floor", "--label", label, "--ids-file", ids]);
     out
 }
+
+/// One timed run of the plugin (`args` after the binary), as `user`: wall seconds, the EC2
+/// calls it made (the user's stats, reset first), and its stderr.
+fn timed(home: &DockerHome, user: &User, args: &[&str]) -> (f64, u64, String) {
+    crate::support::testbed::testbed(&["stats", "--reset", "--access-key", &user.access_key]);
+    let mut cmd = Command::new(plugin());
+    cmd.args(args).env("DOCKER_CONFIG", home.path());
+    user.apply(&mut cmd);
+    let started = Instant::now();
+    let out = run(&mut cmd);
+    let wall = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    let calls = user.stats().values().sum();
+    (
+        wall,
+        calls,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The slowest VM boot (cloud-init, sshd, dockerd in the testbed's namespaces) of `user`'s
+/// instances, from `testbed status`: the part of a fleet's wait that this machine's cores set.
+fn slowest_vm_boot(user: &User) -> f64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&crate::support::testbed::testbed(&["status", "--json"])).unwrap();
+    status["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["owner"].as_str() == Some(user.access_key.as_str()))
+        .filter_map(|i| i["boot_seconds"].as_f64())
+        .fold(0.0, f64::max)
+}
+
+/// `rm -y` of `names` (not timed); the measurement fails if anything stays.
+fn remove_all(home: &DockerHome, user: &User, names: &[String]) {
+    let mut rm = Command::new(plugin());
+    rm.args(["rm", "-y"])
+        .args(names)
+        .env("DOCKER_CONFIG", home.path());
+    user.apply(&mut rm);
+    let out = run(&mut rm);
+    assert!(out.status.success(), "rm {names:?}: {}", text(&out));
+}
+
+/// Figure 5: a fleet of 5 against one host, same run, same testbed delays: wall time and EC2
+/// calls of `create --count 5`, of one `create`, and of five `create`s started at once (what a
+/// user without fleets does); then a 3-host swarm's time from "all verified" to "all nodes
+/// Ready" (from its `-D` line). `BENCH_FLEET_RUNS` rounds (default 3), interleaved.
+#[test]
+#[ignore = "a measurement, run by scripts/bench"]
+fn fleet_of_five_against_one_host() {
+    let runs: usize = env_or("BENCH_FLEET_RUNS", 3);
+    let image = env()["EUCA_TESTBED_IMAGE"].clone();
+    let home = DockerHome::new();
+    for round in 0..runs {
+        let user = User::new();
+        let one = format!("f{round}one");
+        let (wall, calls, _) = timed(&home, &user, &["create", &one, "-q", "--image", &image]);
+        let boot = slowest_vm_boot(&user);
+        println!(
+            "FIGURE fleet kind=one round={round} wall_s={wall:.2} calls={calls} vm_boot_s={boot:.2}"
+        );
+        remove_all(&home, &user, &[one]);
+
+        let user = User::new();
+        let base = format!("f{round}five");
+        let (wall, calls, _) = timed(
+            &home,
+            &user,
+            &["create", &base, "--count", "5", "-q", "--image", &image],
+        );
+        let boot = slowest_vm_boot(&user);
+        println!(
+            "FIGURE fleet kind=fleet5 round={round} wall_s={wall:.2} calls={calls} vm_boot_s={boot:.2}"
+        );
+        let members: Vec<String> = (1..=5).map(|n| format!("{base}-{n}")).collect();
+        remove_all(&home, &user, &members);
+
+        let user = User::new();
+        let names: Vec<String> = (1..=5).map(|n| format!("f{round}sep{n}")).collect();
+        crate::support::testbed::testbed(&["stats", "--reset", "--access-key", &user.access_key]);
+        let started = Instant::now();
+        let made = create_many(&home, &user, &names, 5);
+        let wall = started.elapsed().as_secs_f64();
+        let calls: u64 = user.stats().values().sum();
+        assert_eq!(made.len(), 5, "five separate creates: {made:?}");
+        let boot = slowest_vm_boot(&user);
+        println!(
+            "FIGURE fleet kind=separate5 round={round} wall_s={wall:.2} calls={calls} vm_boot_s={boot:.2}"
+        );
+        remove_all(&home, &user, &names);
+    }
+    let user = User::new();
+    let (wall, calls, stderr) = timed(
+        &home,
+        &user,
+        &[
+            "-D", "create", "fsw", "--count", "3", "--swarm", "fswc", "--image", &image,
+        ],
+    );
+    let key = "to all nodes Ready: ";
+    let ready = stderr
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find(key)? + key.len()..];
+            rest.trim_end_matches('s').parse::<f64>().ok()
+        })
+        .expect("the swarm's -D line");
+    println!("FIGURE swarm nodes=3 verified_to_ready_s={ready:.2} wall_s={wall:.2} calls={calls}");
+    let members: Vec<String> = (1..=3).map(|n| format!("fsw-{n}")).collect();
+    remove_all(&home, &user, &members);
+}

@@ -27,4 +27,5 @@ mod prune;
 mod secrets_scan;
 mod store_concurrency;
 mod support;
+mod swarm;
 mod testbed_itself;
