@@ -360,7 +360,7 @@ fn assert_swarm_row(
 fn ls_names(home: &DockerHome, user: &User, filters: &[&str]) -> BTreeSet<String> {
     let mut args = vec!["ls", "-q"];
     for f in filters {
-        args.extend(["--filter", f]);
+        args.extend(["--filter", *f]);
     }
     ok(&mut euca(home, user, &args))
         .lines()
@@ -1394,13 +1394,13 @@ fn bad_swarm_input_makes_nothing() {
             &[&name, "--count", "2", "--swarm", &cluster],
             false,
             &format!("a docker context named {cluster:?} already exists"),
-            Some(&cluster),
+            Some(cluster.as_str()),
         ),
         bad(
             &[&name, "--swarm", &cluster],
             false,
             &format!("a docker context named {cluster:?} already exists"),
-            Some(&cluster),
+            Some(cluster.as_str()),
         ),
     ];
     let mut failures = Vec::new();
