@@ -37,8 +37,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "CLUSTER", value_parser = new_machine_name)]
     swarm: Option<MachineName>,
     /// Managers among the machines of a new cluster: the first K (3 or 5 survive failures)
-    #[arg(long, value_name = "K", default_value_t = 1, requires = "swarm", value_parser = clap::value_parser!(u32).range(1..=7))]
-    swarm_managers: u32,
+    #[arg(long, value_name = "K", requires = "swarm", value_parser = clap::value_parser!(u32).range(1..=7))]
+    swarm_managers: Option<u32>,
     /// Role of machines joining an existing cluster
     #[arg(long, value_name = "manager|worker", default_value = "worker", requires = "swarm", value_parser = ["manager", "worker"])]
     swarm_role: String,
@@ -265,7 +265,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         fleet_label,
         swarm: args.swarm.map(|cluster| ops::swarm::SwarmPlan {
             cluster,
-            managers: args.swarm_managers as usize,
+            managers: args.swarm_managers.map(|k| k as usize),
             join_as_manager: args.swarm_role == "manager",
         }),
         cloud: args.cloud.into(),

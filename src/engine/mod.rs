@@ -17,11 +17,8 @@ pub enum EngineError {
         url: String,
         source: bollard::errors::Error,
     },
-    #[error("the docker daemon at {url} did not answer /version: {source}")]
-    Version {
-        url: String,
-        source: bollard::errors::Error,
-    },
+    #[error("the docker daemon at {url} did not answer /version: {message}")]
+    Version { url: String, message: String },
     #[error("cannot read the client TLS files in {dir}: {message}")]
     TlsFiles { dir: String, message: String },
     #[error("the docker daemon at {url} did not answer within {timeout:?}")]
@@ -52,15 +49,7 @@ impl EngineError {
 /// every machine `ls` probes) and keeps its connection, so that the version negotiation and the
 /// call share one TLS handshake.
 pub(crate) fn client(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Docker, EngineError> {
-    let config = tls_config(tls_dir).map_err(|message| EngineError::TlsFiles {
-        dir: tls_dir.display().to_string(),
-        message,
-    })?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(timeout));
-    let https = hyper_rustls::HttpsConnector::from((http, config));
-    let client = Client::builder(TokioExecutor::new()).build(https);
+    let client = Client::builder(TokioExecutor::new()).build(connector(tls_dir, timeout)?);
     let transport = move |request: BollardRequest| {
         let client = client.clone();
         async move {
@@ -81,6 +70,20 @@ pub(crate) fn client(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Doc
         url: url.to_string(),
         source,
     })
+}
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// HTTPS with mutual TLS (the context's files), connecting within `timeout`.
+fn connector(tls_dir: &Path, timeout: Duration) -> Result<Https, EngineError> {
+    let config = tls_config(tls_dir).map_err(|message| EngineError::TlsFiles {
+        dir: tls_dir.display().to_string(),
+        message,
+    })?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeout));
+    Ok(hyper_rustls::HttpsConnector::from((http, config)))
 }
 
 /// Mutual TLS with the files of a docker context's TLS directory.
@@ -114,37 +117,64 @@ pub struct EngineVersion {
 }
 
 /// Calls `/version` on `url` (`tcp://HOST:2376`) with the client TLS files in `tls_dir`
-/// (`ca.pem`, `cert.pem`, `key.pem`, as in a docker context).
+/// (`ca.pem`, `cert.pem`, `key.pem`, as in a docker context): one unversioned `GET /version`
+/// (every daemon answers it in its own API version), so one round trip after the handshake where
+/// a negotiating client makes two — what `ls` does for every running machine at once.
 pub async fn version(
     url: &str,
     tls_dir: &Path,
     timeout: Duration,
 ) -> Result<EngineVersion, EngineError> {
-    let docker = client(url, tls_dir, timeout)?;
+    use http_body_util::BodyExt;
+    let client: Client<Https, http_body_util::Empty<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector(tls_dir, timeout)?);
+    let failed = |message: String| EngineError::Version {
+        url: url.to_string(),
+        message,
+    };
+    let uri: hyper::Uri = format!("{}/version", url.replacen("tcp://", "https://", 1))
+        .parse()
+        .map_err(|e| failed(format!("{e}")))?;
     let call = async {
-        let docker = docker.negotiate_version().await?;
-        docker.version().await
+        let answer = client.get(uri).await.map_err(|e| failed(error_chain(&e)))?;
+        let status = answer.status();
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(failed(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            )));
+        }
+        serde_json::from_slice::<bollard::models::SystemVersion>(&body)
+            .map_err(|e| failed(format!("not a /version answer: {e}")))
     };
     let v = tokio::time::timeout(timeout, call)
         .await
         .map_err(|_| EngineError::Timeout {
             url: url.to_string(),
             timeout,
-        })?
-        .map_err(|source| match source {
-            bollard::errors::Error::RequestTimeoutError => EngineError::Timeout {
-                url: url.to_string(),
-                timeout,
-            },
-            source => EngineError::Version {
-                url: url.to_string(),
-                source,
-            },
-        })?;
+        })??;
     Ok(EngineVersion {
         version: v.version.unwrap_or_default(),
         api_version: v.api_version.unwrap_or_default(),
         os: v.os.unwrap_or_default(),
         arch: v.arch.unwrap_or_default(),
     })
+}
+
+/// An error with its causes (hyper's own says only "client error (Connect)").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }

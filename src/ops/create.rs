@@ -148,7 +148,7 @@ pub async fn create(
     let allow_cidrs = allowed_cidrs(docker_config, &opts, &target)?;
     let store = Store::new(docker_config);
     if let Some(plan) = &opts.swarm {
-        swarm::check_cluster_context(docker_config, &store, plan, opts.names.len())?;
+        swarm::check_plan(docker_config, &store, plan, &opts.names).await?;
     }
     let _locks = lock_all(&store, &opts.names)?;
     let store_id = store.id()?;

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// At most this many daemon checks run at once.
-pub const DAEMON_CHECKS_IN_FLIGHT: usize = 16;
+pub const DAEMON_CHECKS_IN_FLIGHT: usize = 32;
 
 #[derive(Debug, Clone, Default)]
 pub struct LsOptions {

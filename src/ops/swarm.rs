@@ -45,8 +45,8 @@ const ESP: (Option<u16>, &str) = (None, "50");
 #[derive(Debug, Clone)]
 pub struct SwarmPlan {
     pub cluster: MachineName,
-    /// Managers among the new machines of a new cluster (the first K).
-    pub managers: usize,
+    /// Managers among the new machines of a new cluster (the first K; default 1).
+    pub managers: Option<usize>,
     /// The role of new machines joining an existing cluster (default: worker).
     pub join_as_manager: bool,
 }
@@ -57,40 +57,66 @@ pub fn group_tag(cluster: &str) -> String {
 }
 
 /// The records of the cluster's members in this store.
+/// The records of the cluster's members in this store (not those that left an ended cluster:
+/// their records keep only its group, to delete with the last of them).
 pub fn members(store: &Store, cluster: &str) -> anyhow::Result<Vec<MachineRecord>> {
     Ok(store
         .list()?
         .into_iter()
         .filter_map(|(_, r)| r.ok())
-        .filter(|r| r.swarm.as_ref().is_some_and(|s| s.cluster == cluster))
+        .filter(|r| {
+            r.swarm
+                .as_ref()
+                .is_some_and(|s| s.cluster == cluster && s.role != LEFT)
+        })
         .collect())
 }
 
-/// Before anything is made: a new cluster has as many machines as managers asked for, and its
-/// context name is free (an existing cluster's is its own).
-pub fn check_cluster_context(
+/// The role a record keeps once its cluster ended.
+const LEFT: &str = "left";
+
+/// Before anything is made: a new cluster has as many machines as managers asked for and a
+/// name no machine or context has; an existing cluster has a manager that answers (and takes
+/// no `--swarm-managers`).
+pub async fn check_plan(
     docker_config: &Path,
     store: &Store,
     plan: &SwarmPlan,
-    machines: usize,
+    names: &[MachineName],
 ) -> anyhow::Result<()> {
     let cluster = plan.cluster.as_str();
-    if !members(store, cluster)?.is_empty() {
+    let existing = members(store, cluster)?;
+    if !existing.is_empty() {
+        if plan.managers.is_some() {
+            bail!(Hinted::new(
+                format!("swarm {cluster} exists: --swarm-managers is for a new cluster"),
+                "add managers to it with --swarm-role manager",
+            ));
+        }
+        if find_manager(docker_config, &existing).await.is_none() {
+            bail!(Hinted::new(
+                format!("no manager of swarm {cluster} answers"),
+                "start one (`docker euca start NAME`); `docker euca swarm ls` lists the members",
+            ));
+        }
         return Ok(());
     }
-    if plan.managers > machines {
+    let managers = plan.managers.unwrap_or(1);
+    if managers > names.len() {
         bail!(Hinted::new(
             format!(
-                "--swarm-managers {} asks for more managers than the {machines} machine(s) made",
-                plan.managers
+                "--swarm-managers {managers} asks for more managers than the {} machine(s) made",
+                names.len()
             ),
             "make at least as many machines (--count N), or ask for fewer managers",
         ));
     }
-    if ContextStore::new(docker_config).exists(cluster) {
+    let taken_by_machine =
+        names.iter().any(|n| n.as_str() == cluster) || store.exists(&plan.cluster);
+    if taken_by_machine || ContextStore::new(docker_config).exists(cluster) {
         bail!(Hinted::new(
-            format!("a docker context named {cluster:?} already exists"),
-            "the cluster's context takes its name: pick another cluster name",
+            format!("a docker context named {cluster:?} already exists, or a machine will have it"),
+            "the cluster's context takes its name: pick a cluster name that is no machine's or context's",
         ));
     }
     Ok(())
@@ -178,7 +204,7 @@ fn journal_membership(
         .all(|r| names.contains(&r.name));
     for (n, name) in names.iter().enumerate() {
         let manager = if new_cluster {
-            n < plan.managers
+            n < plan.managers.unwrap_or(1)
         } else {
             plan.join_as_manager
         };
@@ -492,13 +518,16 @@ pub async fn depart(
         Some(m) => {
             if s.role == "manager" || me_is_manager(&me).await {
                 m.member.demote(&node).await?;
+                if let Some(me) = &me {
+                    wait_demoted(me).await;
+                }
             }
             if let Some(me) = &me
                 && let Err(e) = me.member.leave(false).await
             {
                 progress.note(format!("  warning: {} could not leave: {e}", record.name));
             }
-            m.member.remove_node(&node).await?;
+            remove_node(&m.member, &node).await?;
             move_context(docker_config, store, cluster, record, &m.name)?;
         }
         None => {
@@ -514,6 +543,34 @@ pub async fn depart(
         }
     })?;
     Ok(())
+}
+
+/// A demotion takes effect when the raft has let the node go: until then it still calls itself
+/// a manager, and `swarm leave` would refuse.
+async fn wait_demoted(me: &Reached) {
+    let deadline = tokio::time::Instant::now() + SWARM_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        match me.member.local_state().await {
+            Ok(state) if state.manager => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => return,
+        }
+    }
+}
+
+/// Removes a node from the list, again while the cluster is still letting it go (a leader
+/// election after a demotion refuses for a moment).
+async fn remove_node(manager: &Member, node: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + SWARM_TIMEOUT;
+    loop {
+        match manager.remove_node(node).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!("node rm {node}: {e}; again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn me_is_manager(me: &Option<Reached>) -> bool {
@@ -560,7 +617,7 @@ async fn end_cluster(
         store.update(&w.name, |r| {
             if let Some(s) = r.swarm.as_mut() {
                 s.node_id = None;
-                s.role = "left".into();
+                s.role = LEFT.into();
             }
         })?;
     }
@@ -660,7 +717,7 @@ pub async fn list(docker_config: &Path, store: &Store) -> anyhow::Result<Vec<Clu
     let mut clusters: Vec<String> = store
         .list()?
         .into_iter()
-        .filter_map(|(_, r)| r.ok()?.swarm.map(|s| s.cluster))
+        .filter_map(|(_, r)| r.ok()?.swarm.filter(|s| s.role != LEFT).map(|s| s.cluster))
         .collect();
     clusters.sort();
     clusters.dedup();

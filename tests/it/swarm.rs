@@ -130,8 +130,15 @@ fn context_host(home: &DockerHome, name: &str) -> String {
     context_field(home, name, "{{.Endpoints.docker.Host}}")
 }
 
+/// The description, read as JSON: this docker CLI's template cannot reach into its metadata.
 fn context_description(home: &DockerHome, name: &str) -> String {
-    context_field(home, name, "{{.Metadata.Description}}")
+    let metadata: serde_json::Value =
+        serde_json::from_str(&context_field(home, name, "{{json .Metadata}}")).unwrap();
+    // `.Metadata` is docker's whole context record here: {Name, Metadata, Endpoints}.
+    metadata["Metadata"]["Description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The member the cluster's context points at (by its daemon URL), checked against the
