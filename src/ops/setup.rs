@@ -377,14 +377,10 @@ pub async fn provision_machine(
     progress: &mut Progress,
 ) -> anyhow::Result<Verified> {
     let (ca, client) = local_tls(store, name, false)?;
-    let record = store.load(name)?;
-    progress.stage(format!(
-        "connecting over SSH to {address} (host key pinned)"
-    ));
     let started = Instant::now();
-    let session = machine::connect(store, &record, address, plan.stage_timeout).await?;
+    let (session, host) = connect_and_probe(store, name, address, plan, progress).await?;
     let record = store.load(name)?;
-    let result = set_up_host(&session, store, &record, address, plan, &ca, progress).await;
+    let result = set_up_host(&session, store, &record, address, plan, &ca, host, progress).await;
     session.close().await;
     result?;
     let url = format!("tcp://{address}:{}", daemon::DOCKER_PORT);
@@ -414,7 +410,43 @@ pub async fn provision_machine(
     })
 }
 
-/// Everything done on the host over the open session.
+/// Connects (host key pinned) and reads the host in one round trip. A connection lost while
+/// the host was read (it went silent: a network restart, a hypervisor's hiccup) is tried again
+/// over a new one, twice at most: reading changes nothing.
+async fn connect_and_probe(
+    store: &Store,
+    name: &MachineName,
+    address: IpAddr,
+    plan: &ProvisionPlan,
+    progress: &mut Progress,
+) -> anyhow::Result<(Session, provision::probe::HostProbe)> {
+    let mut lost = 0;
+    loop {
+        progress.stage(format!(
+            "connecting over SSH to {address} (host key pinned)"
+        ));
+        let record = store.load(name)?;
+        let session = machine::connect(store, &record, address, plan.stage_timeout).await?;
+        progress.stage("waiting for cloud-init; reading the host");
+        match provision::probe::probe(&session, plan.stage_timeout).await {
+            Ok(host) => return Ok((session, host)),
+            Err(provision::ProvisionError::ConnectionLost) if lost < 2 => {
+                lost += 1;
+                session.close().await;
+                progress.fail_stage();
+                progress
+                    .note("  the connection was lost while the host was read; connecting again");
+            }
+            Err(e) => {
+                session.close().await;
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Everything done on the host over the open session, once it was read.
+#[allow(clippy::too_many_arguments)]
 async fn set_up_host(
     session: &Session,
     store: &Store,
@@ -422,10 +454,9 @@ async fn set_up_host(
     address: IpAddr,
     plan: &ProvisionPlan,
     ca: &CertificateAuthority,
+    host: provision::probe::HostProbe,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    progress.stage("waiting for cloud-init; reading the host");
-    let host = provision::probe::probe(session, plan.stage_timeout).await?;
     tracing::debug!("cloud-init: {}", host.cloud_init);
     crate::crash::point("cloud-init");
     progress.finish_stage();

@@ -19,6 +19,10 @@ pub enum ProvisionError {
     Ssh(#[from] SshError),
     #[error("the host's answer could not be read: {0}")]
     Probe(String),
+    /// The connection died while the host was read (its answer cut short): read again over a
+    /// new connection.
+    #[error("the SSH connection was lost while the host was being read")]
+    ConnectionLost,
     #[error("cloud-init did not finish within {0:?}")]
     CloudInitTimeout(Duration),
     #[error("the docker engine is not installed on the host and installing it failed: {0}")]
@@ -50,6 +54,7 @@ impl ProvisionError {
             ProvisionError::DaemonFailed { .. } => Some("check --engine-opt/--engine-* values against `dockerd --help` on the host".into()),
             ProvisionError::CloudInitTimeout(_) => Some("the image may be slow to boot; raise --stage-timeout".into()),
             ProvisionError::Probe(_) => Some("the login shell may print too much; `docker euca ssh NAME` shows what it says".into()),
+            ProvisionError::ConnectionLost => Some("the host stopped answering; check it with `docker euca logs NAME --console`".into()),
         }
     }
 }

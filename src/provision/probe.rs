@@ -91,6 +91,9 @@ pub async fn probe(session: &Session, timeout: Duration) -> Result<HostProbe, Pr
     let out = tokio::time::timeout(timeout, session.exec(&command))
         .await
         .map_err(|_| ProvisionError::CloudInitTimeout(timeout))??;
+    if out.lost {
+        return Err(ProvisionError::ConnectionLost);
+    }
     let probe = parse(&out.stdout_text()).map_err(ProvisionError::Probe)?;
     if probe.cloud_init == "timeout" {
         return Err(ProvisionError::CloudInitTimeout(timeout));

@@ -99,6 +99,9 @@ pub struct ExecOutput {
     pub status: u32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// The channel closed with neither an exit status nor a signal: the connection was lost
+    /// (the host went silent or away) and the output may be cut short.
+    pub lost: bool,
 }
 
 impl ExecOutput {
@@ -367,6 +370,7 @@ impl Session {
                 _ => {}
             }
         }
+        out.lost = status.is_none();
         out.status = status.unwrap_or(255);
         tracing::debug!("ssh {}: `{}` -> {}", addr, command, out.status);
         Ok(out)

@@ -356,8 +356,26 @@ fn fleet_of_three_one_launch_one_group() {
         assert!(!server_version(&home, name).is_empty(), "{name}");
     }
 
-    // The last two go together: the group goes with the last.
-    rm(&home, &user, &[&names[1], &names[2]]);
+    // The last two go together, selected by a pattern as `ls` would (one that matches nothing
+    // is refused and removes nothing): the group goes with the last.
+    let out = run(&mut euca(&home, &user, &["rm", "-y", "nomatch-*"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("docker euca: no machine matches \"nomatch-*\""),
+        "{}",
+        text(&out)
+    );
+    let pattern = format!("{base}-*");
+    let out = run(&mut euca(&home, &user, &["rm", "-y", &pattern]));
+    assert!(out.status.success(), "rm {pattern}: {}", text(&out));
+    for name in &names[1..] {
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("{name} removed")),
+            "{}",
+            text(&out)
+        );
+    }
     assert_fleet_gone(&home, &user, &names, &base, &group);
     assert_launch_gone(&user, &token);
 }

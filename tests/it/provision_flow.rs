@@ -6,7 +6,7 @@ use std::process::Command;
 use docker_euca::{names::MachineName, store::Store};
 
 use crate::support::{
-    DockerHome, ok, run,
+    DockerHome, ok, run, server_version,
     testbed::{User, assert_nothing_left, env, euca, unique},
     text,
 };
@@ -350,4 +350,54 @@ fn a_daemon_that_cannot_start_shows_its_log_and_leaves_nothing() {
     );
     assert_nothing_left(&user, &name);
     assert!(!docker_euca::context::ContextStore::new(home.path()).exists(&name));
+}
+
+/// The connection dies while the host is read (the host's `hostname` kills the sshd serving
+/// the session the first time it runs: the channel closes with no exit status): the create
+/// connects again and reads it whole, where it once failed on a cut answer.
+#[test]
+fn a_connection_lost_while_the_host_is_read_is_opened_again() {
+    let home = DockerHome::new();
+    let user = User::new();
+    let dir = tempfile::tempdir().unwrap();
+    let user_data = dir.path().join("cut.yaml");
+    std::fs::write(
+        &user_data,
+        "#cloud-config\n\
+         write_files:\n\
+         - path: /usr/local/bin/hostname\n\
+         \x20 permissions: '0755'\n\
+         \x20 content: |\n\
+         \x20   #!/bin/sh\n\
+         \x20   if [ ! -e /tmp/euca-test-cut ]; then\n\
+         \x20     touch /tmp/euca-test-cut\n\
+         \x20     pkill -9 -u \"$(id -u)\" -x sshd\n\
+         \x20     sleep 5\n\
+         \x20   fi\n\
+         \x20   exec /bin/hostname \"$@\"\n",
+    )
+    .unwrap();
+    let name = unique("cut");
+    let out = run(&mut euca(
+        &home,
+        &user,
+        &[
+            "create",
+            &name,
+            "--image",
+            &image(),
+            "--user-data",
+            user_data.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the connection was lost while the host was read; connecting again"),
+        "the cut was not seen, so nothing was tested: {err}"
+    );
+    assert!(!server_version(&home, &name).is_empty());
+    let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_nothing_left(&user, &name);
 }
