@@ -67,7 +67,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         }
         if cause.is::<crate::template::TemplateError>() {
             return Some(
-                "placeholders look like {{.Name}} or {{json .}}; `--format json` shows the fields"
+                "a Go template, as docker takes: {{.Name}}, {{json .}}, {{range .Labels}}…{{end}}; \
+                 `--format json` shows the field names"
                     .into(),
             );
         }
@@ -132,44 +133,34 @@ pub fn first_line(err: &anyhow::Error) -> String {
         .to_string()
 }
 
-/// Columns padded to their widest cell (three spaces apart, as docker's tables), the last one
-/// unpadded; each line ends with a newline.
+/// A table as docker prints its own: columns aligned by display width (docker's tabwriter:
+/// at least 10 wide, 3 spaces apart), the last one unpadded; each line ends with a newline.
 pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let mut widths = header.map(|h| h.chars().count());
+    let line = |cells: Vec<&str>| format!("{}\n", cells.join("\t"));
+    let mut text = line(header.to_vec());
     for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
+        // A tab inside a cell would open a column of its own.
+        let cells: Vec<String> = row.iter().map(|c| c.replace('\t', " ")).collect();
+        text.push_str(&line(cells.iter().map(String::as_str).collect()));
     }
-    let line = |cols: [&str; N]| {
-        let mut s = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i + 1 == N {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<width$}   ", width = widths[i]));
-            }
-        }
-        format!("{}\n", s.trim_end())
-    };
-    let mut out = line(*header);
-    for row in rows {
-        out.push_str(&line(std::array::from_fn(|i| row[i].as_str())));
-    }
-    out
+    crate::template::aligned(&text)
 }
 
 #[cfg(test)]
 mod table_tests {
     #[test]
     fn columns_line_up_on_the_widest_cell() {
+        // By display width: the accented name is 15 wide and 17 bytes long.
         let out = super::table(
             &["NAME", "RESULT"],
             &[
                 ["web-1".into(), "ready".into()],
-                ["a".into(), "failed: x".into()],
+                ["wébé-machine-12".into(), "failed: x".into()],
             ],
         );
-        assert_eq!(out, "NAME    RESULT\nweb-1   ready\na       failed: x\n");
+        assert_eq!(
+            out,
+            "NAME              RESULT\nweb-1             ready\nwébé-machine-12   failed: x\n"
+        );
     }
 }

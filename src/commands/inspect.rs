@@ -27,15 +27,16 @@ pub struct InspectArgs {
 
 /// Everything in the record (which holds no secret).
 pub fn inspect(ctx: &Ctx, args: InspectArgs) -> anyhow::Result<()> {
-    if args.format != "json" {
-        template::validate(&args.format)?;
-    }
+    // A bad template fails before the record is read.
+    let format = template::Format::parse(&args.format)?;
+    format.check(&crate::store::MachineRecord::new(args.name.clone()))?;
     let record = ctx.store().load(&args.name)?;
     let value = serde_json::to_value(&record)?;
-    if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        println!("{}", template::render(&args.format, &value)?);
+    match format {
+        template::Format::Json | template::Format::DefaultTable => {
+            println!("{}", serde_json::to_string_pretty(&value)?)
+        }
+        _ => println!("{}", template::render_one(&args.format, &value)?),
     }
     Ok(())
 }

@@ -205,27 +205,71 @@ pub async fn logout(ctx: &Ctx, args: LogoutArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 pub struct ProfilesArgs {
-    /// Print JSON
-    #[arg(long)]
+    /// table, 'table {{.Name}}\t{{.Endpoint}}', json (one object per line), or a Go template
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// The same as --format json
+    #[arg(long, hide = true, conflicts_with = "format")]
     json: bool,
 }
 
+/// One line of `profiles` (never a secret: none is in the profile file).
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProfileRow {
+    name: String,
+    endpoint: String,
+    region: String,
+    access_key: String,
+    ca_bundle: String,
+    default_image: String,
+    #[serde(rename = "AllowCIDRs")]
+    allow_cidrs: Vec<String>,
+}
+
 pub fn profiles(ctx: &Ctx, args: ProfilesArgs) -> anyhow::Result<()> {
-    let all = Profiles::new(&ctx.docker_config).all()?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+    let spec = if args.json {
+        "json"
+    } else {
+        args.format.as_str()
+    };
+    let format = crate::template::Format::parse(spec)?;
+    format.check(&ProfileRow::default())?;
+    let rows: Vec<ProfileRow> = Profiles::new(&ctx.docker_config)
+        .all()?
+        .into_iter()
+        .map(|(name, p)| ProfileRow {
+            name,
+            endpoint: p.endpoint,
+            region: p.region,
+            access_key: p.access_key_id,
+            ca_bundle: p
+                .ca_bundle
+                .map(|c| c.display().to_string())
+                .unwrap_or_default(),
+            default_image: p.default_image.unwrap_or_default(),
+            allow_cidrs: p.allow_cidrs,
+        })
+        .collect();
+    if let Some(out) = format.render(&rows, &ProfileRow::default())? {
+        print!("{out}");
         return Ok(());
     }
-    println!(
-        "{:<16} {:<48} {:<14} ACCESS KEY",
-        "PROFILE", "ENDPOINT", "REGION"
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.endpoint.clone(),
+                r.region.clone(),
+                r.access_key.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::report::table(&["PROFILE", "ENDPOINT", "REGION", "ACCESS KEY"], &cells)
     );
-    for (name, p) in all {
-        println!(
-            "{name:<16} {:<48} {:<14} {}",
-            p.endpoint, p.region, p.access_key_id
-        );
-    }
     Ok(())
 }
 

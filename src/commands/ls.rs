@@ -18,7 +18,8 @@ pub struct LsArgs {
     /// Filter: name=PATTERN (`*` wildcards), state=STATE or swarm=CLUSTER (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     filters: Vec<String>,
-    /// table, json, or a template such as '{{.Name}} {{.State}}'
+    /// table, 'table {{.Name}}\t{{.State}}', json (one object per line), or a Go template
+    /// such as '{{.Name}} {{.State}}'
     #[arg(long, default_value = "table")]
     format: String,
     /// Daemon check timeout, in seconds
@@ -37,10 +38,8 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<()> {
     for f in &args.filters {
         opts.add_filter(f)?;
     }
-    let format = args.format.strip_prefix("table ").map(str::to_string);
-    if !matches!(args.format.as_str(), "table" | "json") {
-        template::validate(format.as_deref().unwrap_or(&args.format))?;
-    }
+    let format = template::Format::parse(&args.format)?;
+    format.check(&MachineRow::default())?;
     let rows = ls::ls(&ctx.docker_config, &opts).await?;
     if args.quiet {
         for r in &rows {
@@ -48,15 +47,9 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match args.format.as_str() {
-        "table" => print_table(&rows),
-        "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
-        custom => {
-            let t = format.as_deref().unwrap_or(custom);
-            for r in &rows {
-                println!("{}", template::render(t, &serde_json::to_value(r)?)?);
-            }
-        }
+    match format.render(&rows, &MachineRow::default())? {
+        Some(out) => print!("{out}"),
+        None => print_table(&rows),
     }
     Ok(())
 }

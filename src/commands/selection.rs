@@ -13,12 +13,32 @@ use crate::{
 #[derive(Debug, Args)]
 pub struct Selection {
     /// Machine names, or patterns with `*` (quote them: 'web-*')
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", required_unless_present = "filters", value_parser = name_or_pattern)]
     names: Vec<String>,
     /// Also the machines `ls --filter` shows: name=PATTERN, swarm=CLUSTER, state=STATE
     /// (repeatable; all must match)
     #[arg(long = "filter", value_name = "KEY=VALUE")]
     filters: Vec<String>,
+}
+
+/// A machine name, or a pattern of name characters and `*`: checked as clap parses, so a bad
+/// one is a usage error like any other.
+fn name_or_pattern(s: &str) -> Result<String, String> {
+    if s.contains('*') {
+        let ok = s
+            .chars()
+            .all(|c| c == '*' || c.is_ascii_alphanumeric() || "_.+-".contains(c));
+        return if ok {
+            Ok(s.to_string())
+        } else {
+            Err(format!(
+                "{s:?} is no name pattern: use name characters (letters, digits, `_.+-`) and `*`"
+            ))
+        };
+    }
+    MachineName::new(s)
+        .map(|n| n.to_string())
+        .map_err(|e| format!("{e}; {}", e.hint()))
 }
 
 impl Selection {
@@ -42,7 +62,7 @@ impl Selection {
         };
         for given in &self.names {
             if !given.contains('*') {
-                add(MachineName::new(given).map_err(|e| Hinted::new(e.to_string(), e.hint()))?);
+                add(MachineName::new(given)?);
                 continue;
             }
             let matches: Vec<&String> = known.iter().filter(|n| name_matches(n, given)).collect();

@@ -18,7 +18,7 @@ enum SwarmCommand {
         /// Only cluster names
         #[arg(short, long)]
         quiet: bool,
-        /// table, json, or a template such as '{{.Name}} {{.Managers}}'
+        /// table, 'table {{.Name}}\t{{.Ready}}', json (one object per line), or a Go template
         #[arg(long, default_value = "table")]
         format: String,
     },
@@ -26,9 +26,8 @@ enum SwarmCommand {
 
 pub async fn run(ctx: &Ctx, args: SwarmArgs) -> anyhow::Result<()> {
     let SwarmCommand::Ls { quiet, format } = args.command;
-    if !matches!(format.as_str(), "table" | "json") {
-        template::validate(&format)?;
-    }
+    let format = template::Format::parse(&format)?;
+    format.check(&swarm::ClusterRow::default())?;
     let rows = swarm::list(&ctx.docker_config, &ctx.store()).await?;
     if quiet {
         for r in &rows {
@@ -36,36 +35,26 @@ pub async fn run(ctx: &Ctx, args: SwarmArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match format.as_str() {
-        "table" => {
-            let cells: Vec<[String; 6]> = rows
-                .iter()
-                .map(|r| {
-                    [
-                        r.name.clone(),
-                        r.managers.join(","),
-                        r.workers.join(","),
-                        r.ready
-                            .map(|(ready, all)| format!("{ready}/{all}"))
-                            .unwrap_or_else(|| "-".into()),
-                        r.context.clone().unwrap_or_else(|| "-".into()),
-                        r.error.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            let header = ["NAME", "MANAGERS", "WORKERS", "READY", "CONTEXT", "ERRORS"];
-            print!("{}", crate::report::table(&header, &cells));
-        }
-        "json" => {
-            for r in &rows {
-                println!("{}", serde_json::to_string(r)?);
-            }
-        }
-        custom => {
-            for r in &rows {
-                println!("{}", template::render(custom, &serde_json::to_value(r)?)?);
-            }
-        }
+    if let Some(out) = format.render(&rows, &swarm::ClusterRow::default())? {
+        print!("{out}");
+        return Ok(());
     }
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.managers.join(","),
+                r.workers.join(","),
+                r.ready
+                    .map(|(ready, all)| format!("{ready}/{all}"))
+                    .unwrap_or_else(|| "-".into()),
+                r.context.clone().unwrap_or_else(|| "-".into()),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "MANAGERS", "WORKERS", "READY", "CONTEXT", "ERRORS"];
+    print!("{}", crate::report::table(&header, &cells));
     Ok(())
 }

@@ -75,6 +75,8 @@ pub struct MachineRow {
     pub docker: String,
     /// `CLUSTER (manager|worker)`, empty outside a swarm.
     pub swarm: String,
+    /// `.Error`, as in `docker context ls` and docker-machine's `ls` templates.
+    #[serde(rename = "Error")]
     pub errors: String,
     #[serde(rename = "InstanceID")]
     pub instance_id: String,

@@ -699,7 +699,7 @@ async fn delete_cluster_group(
 }
 
 /// One line of `swarm ls`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ClusterRow {
     pub name: String,

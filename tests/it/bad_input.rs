@@ -482,15 +482,15 @@ const CASES: &[Case] = &[
     refused(&["rm", "-y", "nosuch"], "machine \"nosuch\" does not exist"),
     refused(&["rm", "bare1"], "refusing to remove bare1 without confirmation").on(Setup::Bare),
     // ---- ls ----
-    refused(&["ls", "--format", "{{range .}}"], "is not a placeholder"),
-    refused(&["ls", "--format", "{{.Nope"], "unterminated placeholder"),
+    refused(&["ls", "--format", "{{if}}"], "is not a template docker-euca can read"),
+    refused(&["ls", "--format", "{{.Nope"], "is not a template docker-euca can read"),
     refused(&["ls", "--filter", "color=red"], "unknown filter"),
     usage(&["ls", "--timeout", "soon"], "--timeout"),
     // ---- inspect, status, ip, url, config, use ----
     refused(&["inspect", "nosuch"], "machine \"nosuch\" does not exist"),
     refused(
         &["inspect", "--format", "{{.Nope", "bare1"],
-        "unterminated placeholder",
+        "is not a template docker-euca can read",
     )
     .on(Setup::Bare),
     refused(&["inspect", "broken1"], "is damaged").on(Setup::Damaged),

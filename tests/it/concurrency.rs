@@ -36,7 +36,10 @@ fn twenty_creates_and_rms_at_once_with_ls_in_a_loop() {
                     "ls during the creates: {}",
                     text(&out)
                 );
-                serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("ls prints JSON");
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .expect("ls prints a JSON object per line");
+                }
                 runs += 1;
             }
             runs

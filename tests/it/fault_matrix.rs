@@ -266,7 +266,7 @@ all_faults!(rm_under,
 
 #[test]
 fn ls_describe_instances() {
-    let ls = ["ls", "--format", "{{.Name}} {{.State}} {{.Errors}}"];
+    let ls = ["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"];
     command_under(&ls, "DescribeInstances", None, None);
 }
 

@@ -75,12 +75,12 @@ fn ls_lists_a_damaged_record_under_its_name() {
     std::fs::write(dir.join("machine.json"), b"{not json").unwrap();
     let out = run(home.docker().args(["euca", "ls", "--format", "json"]));
     assert!(out.status.success(), "{}", text(&out));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = crate::support::json_lines(&out.stdout);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["Name"], "broken1");
     assert_eq!(rows[0]["State"], "Error");
     assert!(
-        rows[0]["Errors"].as_str().unwrap().contains("damaged"),
+        rows[0]["Error"].as_str().unwrap().contains("damaged"),
         "{rows:?}"
     );
     // A name filter sees it too.

@@ -54,6 +54,50 @@ fn a_whole_life_through_the_docker_cli() {
     ));
     assert_eq!(ls.trim(), format!("{name}|Running|v{v}"));
 
+    // The fields `docker context ls --format '{{json .}}'` shares with ours mean the same there.
+    let find = |rows: Vec<serde_json::Value>| {
+        rows.into_iter()
+            .find(|r| r["Name"] == name.as_str())
+            .expect("a row for the machine")
+    };
+    let docker_row = find(crate::support::json_lines(
+        ok(home
+            .docker()
+            .args(["context", "ls", "--format", "{{json .}}"]))
+        .as_bytes(),
+    ));
+    let our_row = find(crate::support::json_lines(
+        ok(&mut euca(&home, &user, &["ls", "--format", "{{json .}}"])).as_bytes(),
+    ));
+    for shared in ["Name", "Error"] {
+        assert!(
+            docker_row.get(shared).is_some() && our_row.get(shared).is_some(),
+            "{shared}: {docker_row} / {our_row}"
+        );
+        assert_eq!(docker_row[shared], our_row[shared], "{shared}");
+    }
+    assert_eq!(docker_row["DockerEndpoint"], our_row["URL"]);
+    let lines = ok(&mut euca(&home, &user, &["ls", "--format", "json"]));
+    assert_eq!(
+        lines.lines().count(),
+        1,
+        "one object per machine and line: {lines}"
+    );
+    assert_eq!(crate::support::json_lines(lines.as_bytes())[0], our_row);
+    let table = ok(&mut euca(
+        &home,
+        &user,
+        &["ls", "--format", "table {{.Name}}\\t{{.State}}"],
+    ));
+    assert_eq!(
+        table
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        vec![vec!["NAME", "STATE"], vec![name.as_str(), "Running"]],
+        "{table}"
+    );
+
     let before = public_ip(&home, &name);
     ok(&mut euca(&home, &user, &["stop", &name]));
     assert_eq!(
@@ -373,7 +417,7 @@ fn ls_makes_one_describe_call_for_twenty_machines_and_a_hung_daemon_times_out_al
             "--timeout",
             "2",
             "--format",
-            "{{.Name}}|{{.State}}|{{.Docker}}|{{.Errors}}",
+            "{{.Name}}|{{.State}}|{{.Docker}}|{{.Error}}",
         ],
     ));
     let took = started.elapsed();
@@ -419,11 +463,14 @@ fn bad_input_gives_one_clear_line() {
         (&["stop", "nosuch"], "machine \"nosuch\" does not exist"),
         (&["env", "--unset", "web1"], "--unset takes no machine name"),
         (&["env", "--shell", "nushell", "web1"], "unknown shell"),
-        (&["ls", "--format", "{{range .}}"], "is not a placeholder"),
+        (
+            &["ls", "--format", "{{if}}"],
+            "is not a template docker-euca can read",
+        ),
         (&["ls", "--filter", "color=red"], "unknown filter"),
         (
             &["inspect", "--format", "{{.Nope", "web1"],
-            "unterminated placeholder",
+            "is not a template docker-euca can read",
         ),
         (&["scp", "/tmp/a", "/tmp/b"], "neither side names a machine"),
     ];

@@ -156,7 +156,7 @@ fn ls_with_one_purged_instance_shows_the_others() {
     testbed(&["purge", &gone]);
     let out = run(&mut euca(&home, &me, &["ls", "--format", "json"]));
     assert!(out.status.success(), "{}", text(&out));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = crate::support::json_lines(&out.stdout);
     let row = |n: &str| rows.iter().find(|r| r["Name"] == n).cloned().unwrap();
     assert_eq!(row(&kept)["State"], "Running", "{rows:?}");
     assert!(

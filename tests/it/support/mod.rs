@@ -114,3 +114,12 @@ pub fn free_port() -> u16 {
 pub mod bench;
 pub mod dmachine;
 pub mod testbed;
+
+/// Output with one JSON object per line (`--format json`, as docker prints lists).
+pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect()
+}
