@@ -60,6 +60,9 @@ pub enum Command {
     Config(commands::inspect::NameArgs),
     /// Make the machine's context the current one
     Use(commands::inspect::NameArgs),
+    /// Print the machine docker talks to now (--context, DOCKER_HOST, DOCKER_CONTEXT, then
+    /// the current context); exit 1 when none
+    Active,
     /// Print the environment variables that point docker at the machine
     Env(commands::env::EnvArgs),
     /// Log in over SSH (host key pinned), or run a command
@@ -90,7 +93,7 @@ pub enum Command {
     Logout(commands::login::LogoutArgs),
     /// List credential profiles (never a secret)
     Profiles(commands::login::ProfilesArgs),
-    /// Show the plugin version (build details with -D)
+    /// Show the plugin version (build details with -D), or with NAME the machine's engine version
     Version(commands::version::VersionArgs),
 }
 
@@ -171,6 +174,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Url(args) => commands::inspect::url(ctx, args),
         Command::Config(args) => commands::inspect::config(ctx, args),
         Command::Use(args) => commands::inspect::use_machine(ctx, args),
+        Command::Active => commands::inspect::active(ctx),
         Command::Env(args) => commands::env::run(ctx, args),
         Command::Ssh(args) => commands::ssh::run(ctx, args).await,
         Command::Scp(args) => commands::ssh::scp(ctx, args).await,
@@ -186,7 +190,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Login(args) => commands::login::run(ctx, args).await,
         Command::Logout(args) => commands::login::logout(ctx, args).await,
         Command::Profiles(args) => commands::login::profiles(ctx, args),
-        Command::Version(args) => commands::version::run(ctx, args),
+        Command::Version(args) => commands::version::run(ctx, args).await,
     }
 }
 

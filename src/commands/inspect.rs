@@ -127,3 +127,32 @@ pub fn use_machine(ctx: &Ctx, args: NameArgs) -> anyhow::Result<()> {
     println!("Current context is now {context:?}");
     Ok(())
 }
+
+/// `active`: the machine docker talks to now, by the docker CLI's own rule (`--context`, then
+/// `DOCKER_HOST`, then `DOCKER_CONTEXT`, then `config.json`); nothing on stdout and exit 1
+/// when it is none of ours.
+pub fn active(ctx: &Ctx) -> anyhow::Result<()> {
+    let current = ctx.globals.current(&ctx.docker_config);
+    let found = ctx
+        .store()
+        .list()?
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .find(|r| current.is(&r.context_name(), r.engine.url.as_deref()));
+    match found {
+        Some(r) => {
+            println!("{}", r.name);
+            Ok(())
+        }
+        None => {
+            let what = match current {
+                crate::plugin::Current::Context(c) => format!("context {c:?}"),
+                crate::plugin::Current::Host(h) => format!("DOCKER_HOST {h}"),
+            };
+            anyhow::bail!(crate::report::Hinted::new(
+                format!("no machine is active: docker talks to {what}"),
+                "`docker euca use NAME` (or `docker context use NAME`) makes one current",
+            ))
+        }
+    }
+}

@@ -33,6 +33,7 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> anyhow::Result<()> {
     let mut opts = LsOptions {
         timeout: Duration::from_secs(args.timeout),
         cloud: args.cloud.into(),
+        current: Some(ctx.globals.current(&ctx.docker_config)),
         ..Default::default()
     };
     for f in &args.filters {

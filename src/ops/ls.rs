@@ -27,6 +27,8 @@ pub struct LsOptions {
     pub state_filters: Vec<String>,
     /// `swarm=CLUSTER`: members of these clusters.
     pub swarm_filters: Vec<String>,
+    /// What docker talks to now (the ACTIVE column); `None`: `config.json`'s current context.
+    pub current: Option<crate::plugin::Current>,
 }
 
 impl LsOptions {
@@ -133,10 +135,15 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
         // A damaged record's cluster cannot be told.
         rows.clear();
     }
-    let current = ConfigFile::new(docker_config)
-        .current_context()
-        .ok()
-        .flatten();
+    let current = opts.current.clone().unwrap_or_else(|| {
+        crate::plugin::Current::Context(
+            ConfigFile::new(docker_config)
+                .current_context()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "default".into()),
+        )
+    });
 
     // One DescribeInstances per cloud, all clouds at once.
     let mut describes = Vec::new();
@@ -188,7 +195,7 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
             }
             let row = MachineRow {
                 name: r.name.to_string(),
-                active: current.as_deref() == Some(context.as_str()),
+                active: current.is(&context, r.engine.url.as_deref()),
                 state,
                 url: r.engine.url.clone().unwrap_or_default(),
                 docker: String::new(),

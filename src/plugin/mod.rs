@@ -47,6 +47,69 @@ impl GlobalFlags {
     }
 }
 
+/// What docker would talk to now: a named context, or a host given directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Current {
+    Context(String),
+    /// `-H`/`--host` or `DOCKER_HOST`: no named context is current.
+    Host(String),
+}
+
+impl Current {
+    /// Whether this is the machine of `context` (or, for a host given directly, of `url`).
+    pub fn is(&self, context: &str, url: Option<&str>) -> bool {
+        match self {
+            Current::Context(c) => c == context,
+            Current::Host(h) => {
+                url.is_some_and(|u| u.trim_end_matches('/') == h.trim_end_matches('/'))
+            }
+        }
+    }
+}
+
+/// The docker CLI's rule (`cli/command` `resolveContextName`): `--context` first, then a host
+/// given directly (`-H`, `DOCKER_HOST`, which overrides every context), then `DOCKER_CONTEXT`,
+/// then `currentContext` in `config.json`, else `default`. Pure: the caller reads the world.
+pub fn resolve_current(
+    flag_context: Option<&str>,
+    flag_hosts: &[String],
+    env_host: Option<&str>,
+    env_context: Option<&str>,
+    config_current: Option<&str>,
+) -> Current {
+    let set = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
+    if let Some(c) = set(flag_context) {
+        return Current::Context(c);
+    }
+    if let Some(h) = flag_hosts.first().cloned().or_else(|| set(env_host)) {
+        return Current::Host(h);
+    }
+    Current::Context(
+        set(env_context)
+            .or_else(|| set(config_current))
+            .unwrap_or_else(|| "default".into()),
+    )
+}
+
+impl GlobalFlags {
+    /// What docker would talk to, by [`resolve_current`] over this process's flags and
+    /// environment and `config.json` in `docker_config`.
+    pub fn current(&self, docker_config: &std::path::Path) -> Current {
+        let env = |k: &str| std::env::var(k).ok();
+        let config = crate::context::ConfigFile::new(docker_config)
+            .current_context()
+            .ok()
+            .flatten();
+        resolve_current(
+            self.context.as_deref(),
+            &self.host,
+            env("DOCKER_HOST").as_deref(),
+            env("DOCKER_CONTEXT").as_deref(),
+            config.as_deref(),
+        )
+    }
+}
+
 /// What docker (or the user) asked the plugin to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
@@ -228,6 +291,36 @@ mod tests {
                 .is_some_and(|s| !s.is_empty())
         );
         assert!(v["Vendor"].as_str().is_some_and(|s| !s.is_empty()));
+    }
+
+    #[test]
+    fn the_current_context_follows_the_docker_clis_order() {
+        let hosts = vec!["tcp://10.0.0.1:2376".to_string()];
+        let ctx = |c: &str| Current::Context(c.into());
+        assert_eq!(
+            resolve_current(Some("a"), &hosts, Some("tcp://h"), Some("b"), Some("c")),
+            ctx("a")
+        );
+        assert_eq!(
+            resolve_current(None, &hosts, Some("tcp://h"), Some("b"), Some("c")),
+            Current::Host(hosts[0].clone())
+        );
+        assert_eq!(
+            resolve_current(None, &[], Some("tcp://h"), Some("b"), Some("c")),
+            Current::Host("tcp://h".into())
+        );
+        assert_eq!(
+            resolve_current(None, &[], Some(""), Some("b"), Some("c")),
+            ctx("b")
+        );
+        assert_eq!(resolve_current(None, &[], None, None, Some("c")), ctx("c"));
+        assert_eq!(resolve_current(None, &[], None, None, None), ctx("default"));
+        assert!(
+            Current::Host("tcp://10.0.0.1:2376/".into()).is("web1", Some("tcp://10.0.0.1:2376"))
+        );
+        assert!(
+            !Current::Host("tcp://10.0.0.2:2376".into()).is("web1", Some("tcp://10.0.0.1:2376"))
+        );
     }
 
     #[test]

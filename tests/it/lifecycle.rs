@@ -77,6 +77,31 @@ fn a_whole_life_through_the_docker_cli() {
         assert_eq!(docker_row[shared], our_row[shared], "{shared}");
     }
     assert_eq!(docker_row["DockerEndpoint"], our_row["URL"]);
+    // docker's idea of "current": nothing is (no context used yet), then each way docker has.
+    let out = run(&mut euca(&home, &user, &["active"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let url = our_row["URL"].as_str().unwrap().to_string();
+    let mut by_flag = home.docker();
+    by_flag.args(["--context", &name, "euca", "active"]);
+    user.apply(&mut by_flag);
+    assert_eq!(ok(&mut by_flag).trim(), name);
+    let mut by_env = euca(&home, &user, &["active"]);
+    by_env.env("DOCKER_CONTEXT", &name);
+    assert_eq!(ok(&mut by_env).trim(), name);
+    let mut by_host = euca(&home, &user, &["ls", "--format", "{{.Name}} {{.Active}}"]);
+    by_host.env("DOCKER_HOST", &url);
+    assert_eq!(ok(&mut by_host).trim(), format!("{name} true"));
+    let mut host_beats_context = euca(&home, &user, &["active"]);
+    host_beats_context
+        .env("DOCKER_CONTEXT", &name)
+        .env("DOCKER_HOST", "tcp://10.214.255.254:2376");
+    assert_eq!(run(&mut host_beats_context).status.code(), Some(1));
+    assert_eq!(
+        ok(&mut euca(&home, &user, &["version", &name])).trim(),
+        v,
+        "`version NAME` is the engine's own"
+    );
     let lines = ok(&mut euca(&home, &user, &["ls", "--format", "json"]));
     assert_eq!(
         lines.lines().count(),
