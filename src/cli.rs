@@ -32,10 +32,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  docker euca create web1 --image emi-12345678 --use
+  docker euca create web1 --image emi-12345678 --allow-cidr 203.0.113.0/24 --open-port 80
+  docker euca create app --count 3 --image emi-12345678           # app-1 … app-3, one launch
+  docker euca create node --count 3 --swarm prod --image emi-12345678
+  docker euca create db1 --image emi-12345678 --subnet subnet-1234 --use-private-address
+  docker euca create old1 --image emi-12345678 --no-cloud-init --import-keypair";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a Docker host on the cloud, or a fleet of them (several names, --count), joined
     /// into a Docker Swarm with --swarm
+    #[command(after_help = CREATE_EXAMPLES)]
     Create(Box<commands::create::CreateArgs>),
     /// Remove machines and everything they have in the cloud
     #[command(visible_alias = "remove")]

@@ -20,129 +20,160 @@ use crate::{
 pub struct CreateArgs {
     /// Machine name (also the docker context name; at most 32 characters); several names make
     /// a fleet, launched together
-    #[arg(value_parser = new_machine_name, required = true, value_name = "NAME")]
+    #[arg(help_heading = "Machines", value_parser = new_machine_name, required = true, value_name = "NAME")]
     names: Vec<MachineName>,
-    /// Make a fleet of N machines NAME-1 … NAME-N (one NAME)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
-    count: Option<u32>,
-    /// How many machines of a fleet are set up over SSH at once
-    #[arg(long, value_name = "N", default_value_t = default_parallel(), value_parser = clap::value_parser!(u32).range(1..))]
-    parallel: u32,
-    /// One CA for the whole fleet, so that one client certificate opens every host (default:
-    /// a CA per machine)
-    #[arg(long)]
-    shared_ca: bool,
-    /// Join the machines into the Docker Swarm cluster CLUSTER (made if new; a docker context
-    /// of that name points at a manager)
-    #[arg(long, value_name = "CLUSTER", value_parser = new_machine_name)]
-    swarm: Option<MachineName>,
-    /// Managers among the machines of a new cluster: the first K (3 or 5 survive failures)
-    #[arg(long, value_name = "K", requires = "swarm", value_parser = clap::value_parser!(u32).range(1..=7))]
-    swarm_managers: Option<u32>,
-    /// Role of machines joining an existing cluster
-    #[arg(long, value_name = "manager|worker", default_value = "worker", requires = "swarm", value_parser = ["manager", "worker"])]
-    swarm_role: String,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Cloud")]
     cloud: CloudArgs,
     /// Image id (emi-… or ami-…)
-    #[arg(long)]
+    #[arg(help_heading = "Instance", long)]
     image: Option<String>,
     /// Instance type
-    #[arg(long, default_value = DEFAULT_INSTANCE_TYPE, value_parser = parse_instance_type)]
+    #[arg(help_heading = "Instance", long, default_value = DEFAULT_INSTANCE_TYPE, value_parser = parse_instance_type)]
     instance_type: String,
     /// Availability zone
-    #[arg(long)]
+    #[arg(help_heading = "Instance", long)]
     zone: Option<String>,
     /// Subnet id (VPC clouds)
-    #[arg(long)]
+    #[arg(help_heading = "Network", long)]
     subnet: Option<String>,
     /// Root volume size in GiB
-    #[arg(long, value_name = "GIB")]
+    #[arg(help_heading = "Instance", long, value_name = "GIB")]
     root_size: Option<i32>,
     /// IAM instance profile name or ARN
-    #[arg(long, value_name = "NAME|ARN")]
+    #[arg(help_heading = "Instance", long, value_name = "NAME|ARN")]
     iam_instance_profile: Option<String>,
     /// Your own cloud-init user data (kept and merged with docker-euca's)
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Instance", long, value_name = "FILE")]
     user_data: Option<PathBuf>,
     /// SSH login user
-    #[arg(long, default_value = "ubuntu")]
+    #[arg(help_heading = "SSH", long, default_value = "ubuntu")]
     ssh_user: String,
     /// SSH port
-    #[arg(long, default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(help_heading = "SSH", long, default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..))]
     ssh_port: u16,
     /// Source CIDR allowed to reach SSH and Docker (repeatable; default: the profile's, else
     /// this machine's own address as a /32)
-    #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = super::cloud_args::parse_cidr)]
+    #[arg(help_heading = "Network", long = "allow-cidr", value_name = "CIDR", value_parser = super::cloud_args::parse_cidr)]
     allow_cidrs: Vec<String>,
     /// Extra port to open, PORT[/tcp|udp] (repeatable)
-    #[arg(long = "open-port", value_name = "PORT[/PROTO]", value_parser = parse_port)]
+    #[arg(help_heading = "Network", long = "open-port", value_name = "PORT[/PROTO]", value_parser = parse_port)]
     open_ports: Vec<(u16, String)>,
     /// Use this existing security group as it is (never edited)
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "Network", long, value_name = "NAME")]
     security_group: Option<String>,
     /// Existing EC2 key pair to launch with (with --ssh-key)
-    #[arg(long, value_name = "NAME", requires = "ssh_key")]
+    #[arg(help_heading = "SSH", long, value_name = "NAME", requires = "ssh_key")]
     keypair_name: Option<String>,
     /// Private key of --keypair-name
-    #[arg(long, value_name = "PATH", requires = "keypair_name")]
+    #[arg(
+        help_heading = "SSH",
+        long,
+        value_name = "PATH",
+        requires = "keypair_name"
+    )]
     ssh_key: Option<PathBuf>,
     /// Generate an RSA-4096 key and import it as key pair docker-euca-NAME (for images without
     /// cloud-init; rm deletes it)
-    #[arg(long, conflicts_with_all = ["keypair_name", "ssh_key"])]
+    #[arg(help_heading = "SSH", long, conflicts_with_all = ["keypair_name", "ssh_key"])]
     import_keypair: bool,
     /// The image has no cloud-init: send none of our user data, read the SSH host key from the
     /// console (needs --import-keypair or --keypair-name)
-    #[arg(long)]
+    #[arg(help_heading = "Instance", long)]
     no_cloud_init: bool,
     /// With --no-cloud-init: if the console never shows the host keys, trust the first key seen
-    #[arg(long, requires = "no_cloud_init")]
+    #[arg(help_heading = "SSH", long, requires = "no_cloud_init")]
     ssh_trust_first_key: bool,
     /// Reach the instance on its private address (VPC or VPN users)
-    #[arg(long)]
+    #[arg(help_heading = "Network", long)]
     use_private_address: bool,
     /// Keep what was made if the create fails (remove it later with `rm`)
-    #[arg(long)]
+    #[arg(help_heading = "Output and waiting", long)]
     keep_on_failure: bool,
     /// No progress output
-    #[arg(short, long)]
+    #[arg(help_heading = "Output and waiting", short, long)]
     quiet: bool,
     /// Maximum wait for each stage, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(
+        help_heading = "Output and waiting",
+        long,
+        value_name = "SECS",
+        default_value_t = 300
+    )]
     stage_timeout: u64,
     /// Docker context name (default: the machine name)
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "Output and waiting", long, value_name = "NAME")]
     context_name: Option<MachineName>,
     /// Make the new context the current one
-    #[arg(long = "use")]
+    #[arg(help_heading = "Output and waiting", long = "use")]
     use_context: bool,
     /// How to get the engine: package (default), skip (use the image's)
-    #[arg(long, value_name = "package|skip", default_value = "package", value_parser = ["package", "skip"])]
+    #[arg(help_heading = "Engine", long, value_name = "package|skip", default_value = "package", value_parser = ["package", "skip"])]
     engine_install: String,
     /// Run this install script for the engine instead of the package
-    #[arg(long, value_name = "URL", conflicts_with = "engine_install")]
+    #[arg(
+        help_heading = "Engine",
+        long,
+        value_name = "URL",
+        conflicts_with = "engine_install"
+    )]
     engine_install_url: Option<String>,
     /// Extra dockerd flag, KEY[=VALUE] (repeatable)
-    #[arg(long = "engine-opt", value_name = "KEY[=VALUE]")]
+    #[arg(
+        help_heading = "Engine",
+        long = "engine-opt",
+        value_name = "KEY[=VALUE]"
+    )]
     engine_opts: Vec<String>,
     /// Engine label KEY=VALUE (repeatable)
-    #[arg(long = "engine-label", value_name = "KEY=VALUE")]
+    #[arg(
+        help_heading = "Engine",
+        long = "engine-label",
+        value_name = "KEY=VALUE"
+    )]
     engine_labels: Vec<String>,
     /// Engine storage driver
-    #[arg(long, value_name = "DRIVER")]
+    #[arg(help_heading = "Engine", long, value_name = "DRIVER")]
     engine_storage_driver: Option<String>,
     /// Registry mirror (repeatable)
-    #[arg(long = "engine-registry-mirror", value_name = "URL")]
+    #[arg(
+        help_heading = "Engine",
+        long = "engine-registry-mirror",
+        value_name = "URL"
+    )]
     engine_registry_mirrors: Vec<String>,
     /// Insecure registry (repeatable)
-    #[arg(long = "engine-insecure-registry", value_name = "HOST[:PORT]")]
+    #[arg(
+        help_heading = "Engine",
+        long = "engine-insecure-registry",
+        value_name = "HOST[:PORT]"
+    )]
     engine_insecure_registries: Vec<String>,
     /// Environment variable for the daemon, KEY=VALUE (repeatable)
-    #[arg(long = "engine-env", value_name = "KEY=VALUE")]
+    #[arg(help_heading = "Engine", long = "engine-env", value_name = "KEY=VALUE")]
     engine_env: Vec<String>,
     /// Extra name or address for the daemon's certificate (repeatable)
-    #[arg(long = "tls-san", value_name = "NAME|IP")]
+    #[arg(help_heading = "TLS", long = "tls-san", value_name = "NAME|IP")]
     tls_sans: Vec<String>,
+    /// Make a fleet of N machines NAME-1 … NAME-N (one NAME)
+    #[arg(help_heading = "Machines", long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    count: Option<u32>,
+    /// How many machines of a fleet are set up over SSH at once
+    #[arg(help_heading = "Machines", long, value_name = "N", default_value_t = default_parallel(), value_parser = clap::value_parser!(u32).range(1..))]
+    parallel: u32,
+    /// One CA for the whole fleet, so that one client certificate opens every host (default:
+    /// a CA per machine)
+    #[arg(help_heading = "TLS", long)]
+    shared_ca: bool,
+    /// Join the machines into the Docker Swarm cluster CLUSTER (made if new; a docker context
+    /// of that name points at a manager)
+    #[arg(help_heading = "Swarm", long, value_name = "CLUSTER", value_parser = new_machine_name)]
+    swarm: Option<MachineName>,
+    /// Managers among the machines of a new cluster: the first K (3 or 5 survive failures)
+    #[arg(help_heading = "Swarm", long, value_name = "K", requires = "swarm", value_parser = clap::value_parser!(u32).range(1..=7))]
+    swarm_managers: Option<u32>,
+    /// Role of machines joining an existing cluster
+    #[arg(help_heading = "Swarm", long, value_name = "manager|worker", default_value = "worker", requires = "swarm", value_parser = ["manager", "worker"])]
+    swarm_role: String,
 }
 
 /// SSH set-ups at once: each is mostly waiting on the network, so a few per core.
@@ -423,6 +454,36 @@ mod tests {
         }
         assert!(parse(&["--ssh-port", "2222", "--instance-type", "t2.micro"]).is_ok());
         assert!(parse(&[]).is_ok(), "the defaults pass their own parsers");
+    }
+
+    #[test]
+    fn every_create_flag_sits_under_a_heading_and_help_ends_with_examples() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let create = cli.find_subcommand("create").expect("create");
+        let loose: Vec<&str> = create
+            .get_arguments()
+            .filter(|a| a.get_help_heading().is_none() && !a.is_global_set())
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !["help", "version"].contains(id))
+            .collect();
+        assert!(
+            loose.is_empty(),
+            "create flags without a heading: {loose:?}"
+        );
+        let help = create.clone().render_help().to_string();
+        for heading in [
+            "Cloud:",
+            "Instance:",
+            "Network:",
+            "SSH:",
+            "Engine:",
+            "TLS:",
+            "Swarm:",
+        ] {
+            assert!(help.contains(heading), "{heading} missing in:\n{help}");
+        }
+        assert!(help.contains("Examples:\n  docker euca create"), "{help}");
     }
 
     #[test]
