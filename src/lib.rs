@@ -36,6 +36,7 @@ pub mod shellenv;
 pub mod ssh;
 pub mod store;
 pub mod template;
+pub mod terminal;
 pub mod tls;
 
 use std::process::ExitCode;

@@ -112,8 +112,9 @@ fn cannot_carry(key: &str, shell: &str) -> String {
 
 /// POSIX sh, bash, zsh, dash, ksh: inside single quotes nothing is special (no `$`, backtick,
 /// `\`, `!` or line break), so the only character to handle is `'` itself: close the quotes,
-/// add an escaped `'`, reopen (`'\''`). History expansion (`!`) never looks inside single
-/// quotes, and the text eval runs is not subject to it anyway.
+/// add an escaped `'`, reopen (`'\''`). Kept beside `shlex` (which the remote commands use):
+/// shlex puts a word with a `'` in double quotes, where an interactive bash expands `!` when
+/// the line is pasted rather than eval'd; here every value is single-quoted, always.
 fn posix_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }

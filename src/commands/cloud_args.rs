@@ -33,18 +33,23 @@ impl From<CloudArgs> for CloudFlags {
     }
 }
 
-/// An IPv4 CIDR such as `203.0.113.0/24`.
+/// An IPv4 CIDR such as `203.0.113.0/24` (the `ipnet` crate's parser; the address is kept as
+/// given, host bits and all, as the cloud takes it).
 pub fn parse_cidr(s: &str) -> Result<String, String> {
-    let (ip, len) = s
-        .split_once('/')
-        .ok_or_else(|| format!("{s:?} is not a CIDR: use ADDRESS/PREFIX, e.g. 203.0.113.0/24"))?;
-    let ip: std::net::Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("{ip:?} in {s:?} is not an IPv4 address"))?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| format!("prefix length {len:?} in {s:?} must be 0..=32"))?;
-    Ok(format!("{ip}/{len}"))
+    if !s.contains('/') {
+        return Err(format!(
+            "{s:?} is not a CIDR: use ADDRESS/PREFIX, e.g. 203.0.113.0/24"
+        ));
+    }
+    s.parse::<ipnet::Ipv4Net>()
+        .map(|net| net.to_string())
+        .map_err(|_| {
+            // Which half is wrong, for the message.
+            let (ip, len) = s.split_once('/').unwrap_or((s, ""));
+            if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                format!("{ip:?} in {s:?} is not an IPv4 address")
+            } else {
+                format!("prefix length {len:?} in {s:?} must be 0..=32")
+            }
+        })
 }

@@ -123,17 +123,17 @@ fn parse_secret(s: &str) -> Result<Secret<String>, String> {
 /// thread is abandoned at exit, still blocked in `read`, and never unwinds.
 async fn read_secret_no_echo(prompt: &str) -> anyhow::Result<Secret<String>> {
     use std::io::Write;
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .context("no terminal")?;
-    // `stty -g` prints every setting in a form `stty` takes back, so the exact state returns.
-    let saved = stty(&tty, &["-g"])?.trim().to_string();
-    let restore_on = tty.try_clone().context("cannot reopen the terminal")?;
-    let _echo_back = OnDrop(move || restore_terminal(&restore_on, &saved));
+    let tty = crate::terminal::open().context("no terminal")?;
+    // Echo off before the prompt shows: nothing typed after it can be echoed.
+    let echo_off =
+        crate::terminal::echo_off(&tty).context("cannot turn the terminal's echo off")?;
     (&tty).write_all(prompt.as_bytes())?;
-    stty(&tty, &["-echo"])?;
+    // Echo back on first, then end the line the user's unechoed Enter (or ^C) left open.
+    let line_end = tty.try_clone().context("cannot reopen the terminal")?;
+    let _echo_back = OnDrop(move || {
+        let _ = &echo_off;
+        let _ = (&line_end).write_all(b"\n");
+    });
     let reader = tty.try_clone().context("cannot reopen the terminal")?;
     let line = tokio::task::spawn_blocking(move || read_line(reader))
         .await
@@ -154,30 +154,6 @@ fn read_line(tty: std::fs::File) -> anyhow::Result<String> {
         ));
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// Puts the terminal's settings back (at least echo, if the saved ones are refused), then
-/// ends the line the user's unechoed Enter (or ^C) left open.
-fn restore_terminal(tty: &std::fs::File, saved: &str) {
-    use std::io::Write;
-    if stty(tty, &[saved]).is_err() {
-        let _ = stty(tty, &["echo"]);
-    }
-    let _ = (&*tty).write_all(b"\n");
-}
-
-/// Runs `stty ARGS` on the terminal `tty` and returns what it printed.
-fn stty(tty: &std::fs::File, args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new("stty")
-        .args(args)
-        .stdin(tty.try_clone().context("cannot reopen the terminal")?)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .context("cannot run stty")?;
-    if !out.status.success() {
-        bail!("`stty {}` failed ({})", args.join(" "), out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs its closure when dropped: on return, on `?`, during a panic's unwinding, and when the
@@ -344,10 +320,5 @@ mod tests {
         assert_eq!(read_line(file_with("s3cret\r\n")).unwrap(), "s3cret");
         let err = read_line(file_with("")).unwrap_err();
         assert!(err.to_string().contains("end of input"), "{err}");
-    }
-
-    #[test]
-    fn stty_refuses_what_is_not_a_terminal() {
-        assert!(stty(&file_with(""), &["-g"]).is_err());
     }
 }

@@ -19,61 +19,11 @@ pub struct SshArgs {
     timeout: u64,
 }
 
-/// The local terminal in raw mode for the life of the guard (`stty`, restored on drop).
-struct RawTerminal(Option<String>);
-
-impl RawTerminal {
-    fn enter() -> RawTerminal {
-        let tty = || std::fs::File::open("/dev/tty").ok();
-        let saved = tty()
-            .and_then(|t| {
-                std::process::Command::new("stty")
-                    .arg("-g")
-                    .stdin(t)
-                    .output()
-                    .ok()
-            })
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        if let Some(t) = tty() {
-            let _ = std::process::Command::new("stty")
-                .args(["raw", "-echo"])
-                .stdin(t)
-                .status();
-        }
-        RawTerminal(saved)
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        if let (Some(saved), Ok(t)) = (&self.0, std::fs::File::open("/dev/tty")) {
-            let _ = std::process::Command::new("stty")
-                .arg(saved)
-                .stdin(t)
-                .status();
-        }
-    }
-}
-
+/// The terminal's size, 80×24 when it does not know it.
 fn terminal_size() -> (u32, u32) {
-    std::fs::File::open("/dev/tty")
+    crate::terminal::open()
         .ok()
-        .and_then(|t| {
-            std::process::Command::new("stty")
-                .arg("size")
-                .stdin(t)
-                .output()
-                .ok()
-        })
-        .and_then(|o| {
-            let s = String::from_utf8_lossy(&o.stdout).to_string();
-            let mut it = s.split_whitespace().filter_map(|n| n.parse::<u32>().ok());
-            let rows = it.next()?;
-            let cols = it.next()?;
-            // A terminal that does not know its size says 0 0.
-            (rows > 0 && cols > 0).then_some((cols, rows))
-        })
+        .and_then(|t| crate::terminal::size(&t))
         .unwrap_or((80, 24))
 }
 
@@ -104,7 +54,9 @@ pub async fn run(ctx: &Ctx, args: SshArgs) -> anyhow::Result<()> {
             rows,
             resize: Some(resize),
         };
-        let _raw = RawTerminal::enter();
+        let _raw = crate::terminal::open()
+            .and_then(|t| crate::terminal::raw(&t))
+            .ok();
         let status = session
             .run_attached(command.as_deref(), Some(pty), true)
             .await;

@@ -485,18 +485,15 @@ fn covers(rule: &IngressRule, port: u16) -> bool {
 
 /// Whether the IPv4 CIDR `cidr` (`a.b.c.d/n`, or a bare address) contains `ip` (pure).
 fn cidr_contains(cidr: &str, ip: Ipv4Addr) -> bool {
-    let (net, len) = match cidr.trim().split_once('/') {
-        Some((net, len)) => (net, len.parse::<u32>().ok()),
-        None => (cidr.trim(), Some(32)),
+    let cidr = cidr.trim();
+    let net = match cidr.parse::<ipnet::Ipv4Net>() {
+        Ok(net) => net,
+        Err(_) => match cidr.parse::<Ipv4Addr>() {
+            Ok(host) => ipnet::Ipv4Net::from(host),
+            Err(_) => return false,
+        },
     };
-    let (Ok(net), Some(len)) = (net.parse::<Ipv4Addr>(), len) else {
-        return false;
-    };
-    if len > 32 {
-        return false;
-    }
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    (u32::from(net) & mask) == (u32::from(ip) & mask)
+    net.contains(&ip)
 }
 
 async fn security_group_check(

@@ -367,7 +367,11 @@ mod tests {
         assert!(v.contents.contains(
             "DOCKER_OPTS=\"-H=tcp://0.0.0.0:2376 -H=unix:///var/run/docker.sock --tlsverify"
         ));
-        assert!(v.contents.contains("export HTTP_PROXY=http://proxy:3128"));
+        assert!(
+            v.contents.contains("export 'HTTP_PROXY=http://proxy:3128'"),
+            "{}",
+            v.contents
+        );
         assert_eq!(
             render(InitSystem::OpenRc, &engine(), "x").path,
             "/etc/conf.d/docker"

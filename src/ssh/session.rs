@@ -657,14 +657,13 @@ if command -v base64 >/dev/null 2>&1; then d64() { base64 -d; }; else d64() { op
     s
 }
 
+/// A word for the remote POSIX shell, quoted by the `shlex` crate (a word of plain characters
+/// stays bare). A NUL, which no shell word can carry, is dropped.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@".contains(c))
-    {
-        return s.to_string();
+    match shlex::try_quote(s) {
+        Ok(quoted) => quoted.into_owned(),
+        Err(_) => shell_quote(&s.replace('\0', "")),
     }
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
@@ -675,8 +674,26 @@ mod tests {
     fn quoting() {
         assert_eq!(shell_quote("/etc/docker/ca.pem"), "/etc/docker/ca.pem");
         assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+        for word in [
+            "it's", "a b", "$HOME", "`id`", "!x", "a\nb", "\\", "\"q\"", "*", "~",
+        ] {
+            let quoted = shell_quote(word);
+            assert_eq!(
+                shlex::split(&quoted),
+                Some(vec![word.to_string()]),
+                "{word:?} -> {quoted}"
+            );
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {quoted}")])
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                word,
+                "sh read {quoted} back"
+            );
+        }
     }
 
     #[test]

@@ -271,3 +271,72 @@ fn euca2ools_ini_and_eucarc_import() {
     );
     assert!(files_contain(home.path(), &user.secret_key).is_empty());
 }
+
+/// On a terminal (util-linux `script` makes one), login asks for the secret with echo off: the
+/// typed secret is not in what the terminal shows, the keys work, and echo is back afterwards.
+#[test]
+fn the_secret_typed_at_the_prompt_is_not_echoed_and_echo_comes_back() {
+    use std::io::Read;
+    let home = DockerHome::new();
+    let user = User::new();
+    let line = format!(
+        "docker euca login --profile tty --endpoint {} --access-key {}; stty -a",
+        env()["EC2_URL"],
+        user.access_key
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("DOCKER_CONFIG", home.path())
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT");
+    backend(&mut cmd, "secret-service");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&shown.lock().unwrap()).contains("Secret key: ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no prompt: {:?}",
+            String::from_utf8_lossy(&shown.lock().unwrap())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{}\r", user.secret_key).as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let shown = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("Login succeeded"), "{shown}");
+    assert!(
+        !shown.contains(&user.secret_key),
+        "the secret was echoed: {shown}"
+    );
+    let after = shown.split("Login succeeded").nth(1).unwrap_or_default();
+    assert!(
+        after.split_whitespace().any(|w| w == "echo")
+            && !after.split_whitespace().any(|w| w == "-echo"),
+        "echo is not back after the prompt: {after}"
+    );
+}
