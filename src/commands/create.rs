@@ -72,7 +72,7 @@ pub struct CreateArgs {
         requires = "keypair_name"
     )]
     ssh_key: Option<PathBuf>,
-    /// Generate an RSA-4096 key and import it as key pair docker-euca-NAME (for images without
+    /// Generate an RSA-4096 key and import it as key pair docker-euca-NAME-XXXXXXXX (for images without
     /// cloud-init; rm deletes it)
     #[arg(help_heading = "SSH", long, conflicts_with_all = ["keypair_name", "ssh_key"])]
     import_keypair: bool,

@@ -289,6 +289,9 @@ pub async fn reissue_server_cert(
     write_context(docker_config, record, &context, &url, &client, false)?;
     crate::crash::point("reissue-context");
     store.update(&record.name, |r| r.engine.url = Some(url.clone()))?;
+    // A swarm's context that points at this machine follows it (new address, new client
+    // certificate).
+    super::swarm::follow_member(docker_config, store, record, &store.load(&record.name)?)?;
     Ok(url)
 }
 

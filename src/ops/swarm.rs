@@ -476,6 +476,31 @@ fn point_context(
     Ok(())
 }
 
+/// The cluster's context pointed at the machine as it was (`before`): it now points at the
+/// machine as it is (`after`: a new address, a new client certificate).
+pub fn follow_member(
+    docker_config: &Path,
+    store: &Store,
+    before: &MachineRecord,
+    after: &MachineRecord,
+) -> anyhow::Result<()> {
+    let Some(s) = &after.swarm else {
+        return Ok(());
+    };
+    let contexts = ContextStore::new(docker_config);
+    let Ok(meta) = contexts.read(&s.cluster) else {
+        return Ok(());
+    };
+    let host = meta.docker.as_ref().map(|d| d.host.clone());
+    let ours = meta
+        .description
+        .starts_with(super::teardown::CONTEXT_DESCRIPTION_PREFIX);
+    if ours && host.is_some() && (host == before.engine.url || host == after.engine.url) {
+        point_context(docker_config, &store.load(&after.name)?, &s.cluster)?;
+    }
+    Ok(())
+}
+
 /// Whether `record` is the last manager its cluster has (as the records say).
 pub fn is_last_manager(store: &Store, record: &MachineRecord) -> anyhow::Result<bool> {
     let Some(s) = &record.swarm else {

@@ -1153,6 +1153,24 @@ fn a_fourth_host_joins_and_a_removed_worker_leaves_the_node_list() {
     );
     assert_swarm_row(&home, &user, &cluster, &[&names[0]], &[&names[1]]);
 
+    // The manager the context points at stops and starts at a new public address (EDGE): the
+    // cluster's context follows it, and the cluster answers through it again.
+    let manager = &names[0];
+    let old_url = record(&home, manager).engine.url.unwrap();
+    assert_eq!(context_host(&home, &cluster), old_url);
+    let out = run(&mut euca(&home, &user, &["stop", manager]));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&mut euca(&home, &user, &["start", manager]));
+    assert!(out.status.success(), "{}", text(&out));
+    let new_url = record(&home, manager).engine.url.unwrap();
+    assert_ne!(new_url, old_url, "EDGE gives a new public address on start");
+    assert_eq!(
+        context_host(&home, &cluster),
+        new_url,
+        "the cluster's context follows its manager"
+    );
+    wait_for_nodes(&home, &cluster, &node_ids(&home, &names), 1);
+
     // Asked on a terminal, rm says that removing the last manager ends the cluster; "n" keeps
     // everything.
     let filter = format!("swarm={cluster}");
