@@ -29,6 +29,14 @@ pub enum CloudError {
         /// The page's `<title>`, or the first line of a text answer.
         summary: Option<String>,
     },
+    /// The endpoint's TLS certificate is not signed by a CA we trust (the system's, and
+    /// `--ca-bundle`'s): a private cloud's in-house CA, most often.
+    #[error("{action}: the TLS certificate of {endpoint} is not trusted ({reason})")]
+    UntrustedCertificate {
+        action: &'static str,
+        endpoint: String,
+        reason: String,
+    },
     #[error("{action}: no answer from the EC2 endpoint {endpoint}: {message}")]
     Unreachable {
         action: &'static str,
@@ -102,6 +110,15 @@ impl Clone for CloudError {
                 source: std::io::Error::new(source.kind(), source.to_string()),
             },
             CaBundleNotPem { path } => CaBundleNotPem { path: path.clone() },
+            UntrustedCertificate {
+                action,
+                endpoint,
+                reason,
+            } => UntrustedCertificate {
+                action,
+                endpoint: endpoint.clone(),
+                reason: reason.clone(),
+            },
             Timeout { what, waited } => Timeout {
                 what: what.clone(),
                 waited: *waited,
@@ -144,6 +161,9 @@ impl CloudError {
                 "check the path given with --ca-bundle (or the profile's: `docker euca login --ca-bundle FILE` replaces it)".into()
             }
             (CloudError::CaBundleNotPem { .. }, _) => "give a PEM file (-----BEGIN CERTIFICATE-----)".into(),
+            (CloudError::UntrustedCertificate { .. }, _) => {
+                "give the CA that signed it with --ca-bundle FILE (PEM); `docker euca login --ca-bundle FILE` keeps it in the profile".into()
+            }
             (CloudError::Unreachable { .. }, _) => {
                 "check --endpoint (http://HOST:8773/services/compute/ or https://ec2.DOMAIN/) and that the cloud is up".into()
             }
@@ -187,11 +207,20 @@ where
                 None => not_ec2(action, endpoint, service.raw()),
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => CloudError::Unreachable {
-            action,
-            endpoint: endpoint.to_string(),
-            message: source_chain(&err),
-        },
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            match certificate_problem(&err) {
+                Some(reason) => CloudError::UntrustedCertificate {
+                    action,
+                    endpoint: endpoint.to_string(),
+                    reason,
+                },
+                None => CloudError::Unreachable {
+                    action,
+                    endpoint: endpoint.to_string(),
+                    message: source_chain(&err),
+                },
+            }
+        }
         SdkError::ResponseError(response) => CloudError::Api {
             action,
             code: None,
@@ -207,6 +236,23 @@ where
             message: source_chain(&err),
         },
     }
+}
+
+/// Why the endpoint's certificate was refused, if that is what stopped the call: a rustls
+/// certificate error anywhere in the chain.
+fn certificate_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
+            return Some(format!("{why:?}"));
+        }
+        let text = e.to_string();
+        if text.contains("invalid peer certificate") {
+            return Some(text.rsplit(": ").next().unwrap_or(&text).to_string());
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// [`CloudError::NotEc2`] from what answered.

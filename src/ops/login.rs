@@ -107,8 +107,14 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
         keys_source: "login".into(),
     };
     let ec2 = Ec2::connect(&target)?;
-    let zones = ec2.check_access().await.with_context(|| {
-        format!("the cloud at {endpoint} refused these keys; nothing was stored")
+    let zones = ec2.check_access().await.map_err(|e| {
+        // Only the cloud's own answer says anything about the keys.
+        let refused = matches!(e, crate::cloud::CloudError::Api { code: Some(_), .. });
+        anyhow::Error::new(e).context(if refused {
+            format!("the cloud at {endpoint} refused these keys; nothing was stored")
+        } else {
+            format!("login to {endpoint} failed; nothing was stored")
+        })
     })?;
     let profile_name = opts.profile.clone();
     let docker_config = docker_config.to_path_buf();
