@@ -70,9 +70,17 @@ def control(route, data=None, method=None, timeout=60, state=None):
 
 
 # ---------------------------------------------------------------- env
+def ec2_url_tls(state):
+    """The HTTPS endpoint (private CA), or None for a testbed started before it had one."""
+    port = (state.get("tls") or {}).get("port")
+    return f"https://127.0.0.1:{port}/services/compute/" if port else None
+
+
 def env_lines(state):
+    http_url = f"http://127.0.0.1:{state['personality']['port']}/services/compute/"
+    tls_url = ec2_url_tls(state)
     lines = [
-        ("EC2_URL", f"http://127.0.0.1:{state['personality']['port']}/services/compute/"),
+        ("EC2_URL", tls_url if state.get("ec2_url_tls") and tls_url else http_url),
         ("AWS_ACCESS_KEY_ID", state["user"]["access_key"]),
         ("AWS_SECRET_ACCESS_KEY", state["user"]["secret_key"]),
         ("EUCA_REGION", "eucalyptus"),
@@ -83,6 +91,12 @@ def env_lines(state):
     ]
     if state.get("keyring"):
         lines.append(("DBUS_SESSION_BUS_ADDRESS", state["keyring"]["address"]))
+    if tls_url:  # after today's lines: those keep their order
+        lines += [
+            ("EC2_URL_TLS", tls_url),
+            ("EUCA_TESTBED_CA", state["tls"]["ca"]),
+            ("EUCA_TESTBED_OTHER_CA", state["tls"]["other_ca"]),
+        ]
     out = [f"export {k}={v}" for k, v in lines]
     example = f"docker euca create --image {state['image_id']}"
     if state.get("mode") == "vpc":
@@ -203,7 +217,7 @@ def _setup_moto(port, image_id):
 
 
 def _start(args):
-    from . import keyring
+    from . import keyring, tls
     from .machines import load_vm_module
     from .personality import new_access_key, new_secret_key
 
@@ -237,7 +251,12 @@ def _start(args):
         "public_ip_delay": args.public_ip_delay if args.public_ip_delay is not None else 3.0,
         "fake_vms": fake,
         "started_at": time.time(),
+        "ec2_url_tls": bool(args.tls),  # EC2_URL is the HTTPS one (the last `up` decides)
     }
+    try:
+        state["tls"] = tls.make(daemon.STATE_ROOT)  # CA, server certificate, other CA (paths); port below
+    except (OSError, tls.TlsError) as e:
+        raise Fail(f"making the testbed's CA: {e}")
     state.update(_setup_moto(port, image_id))
     daemon.write_state(state)
 
@@ -252,6 +271,8 @@ def _start(args):
         time.sleep(0.05)
     with open(port_file) as f:
         state["personality"] = dict(pers, port=int(f.read().strip()))
+    with open(os.path.join(daemon.STATE_ROOT, "personality.tls_port")) as f:  # written before personality.port
+        state["tls"]["port"] = int(f.read().strip())
     daemon.write_state(state)
     control("status", state=state, timeout=10)
 
@@ -270,6 +291,11 @@ def cmd_up(args):
                 control("config", changes, state=state)
             if args.mode and args.mode != state.get("mode"):
                 state["mode"] = args.mode
+                daemon.write_state(state)
+            if args.tls and not ec2_url_tls(state):
+                raise Fail("this testbed was started without an HTTPS port (before it had one): `down`, then `up --tls`")
+            if bool(args.tls) != bool(state.get("ec2_url_tls")):
+                state["ec2_url_tls"] = bool(args.tls)
                 daemon.write_state(state)
             from . import keyring
 
@@ -326,11 +352,13 @@ def cmd_status(args):
     st = control("status", state=state)
     st["up"] = True
     st["ec2_url"] = f"http://127.0.0.1:{state['personality']['port']}/services/compute/"
+    st["ec2_url_tls"] = ec2_url_tls(state)
+    st["ca"] = (state.get("tls") or {}).get("ca")
     st["keyring"] = bool(state.get("keyring"))
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
-    print(f"testbed: up  EC2 {st['ec2_url']}  moto :{st['moto_port']}  users {st['users']}  "
+    print(f"testbed: up  EC2 {st['ec2_url']}  HTTPS {st['ec2_url_tls'] or 'off'}  moto :{st['moto_port']}  users {st['users']}  "
           f"VMs {'fake' if st['fake_vms'] else 'real'}  keyring {'on' if st['keyring'] else 'off'}")
     g = st["config"]["global"]
     print(f"boot-delay {g['boot_delay']:g}s  public-ip-delay {g['public_ip_delay']:g}s  stale-start {g.get('stale_start', 0):g}s  "
@@ -484,6 +512,9 @@ def parser():
     up.add_argument("--public-ip-delay", type=float, metavar="S", help="seconds the public address stays hidden once booted (default 3)")
     up.add_argument("--mode", choices=["edge", "vpc"], help="which launch the printed example uses (default edge)")
     up.add_argument("--keyring", action="store_true", help="also start a D-Bus session with an unlocked gnome-keyring")
+    up.add_argument("--tls", action="store_true",
+                    help="EC2_URL is the HTTPS endpoint (private CA: EUCA_TESTBED_CA) instead of the HTTP one; "
+                         "EC2_URL_TLS is printed either way (until the next `up` without --tls)")
     up.set_defaults(fn=cmd_up)
 
     sub.add_parser("down", help="stop everything and remove the state").set_defaults(fn=cmd_down)

@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import string
 import struct
 import sys
@@ -37,7 +38,7 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from . import binding, daemon, ec2xml, sigv4
+from . import binding, daemon, ec2xml, sigv4, tls
 from .instances import MIRROR_MODES, Config, Fleet
 from .machines import Machines
 
@@ -342,16 +343,34 @@ class ClientTokens:
 def _client_gone(req):
     """Whether the client closed its connection (it timed out and gave up on the request)."""
     import select
-    import socket
 
     conn = req.connection
     try:
+        if isinstance(conn, ssl.SSLSocket) and conn.pending():
+            return False  # decrypted bytes waiting: a next request
         readable, _, _ = select.select([conn], [], [], 0)
         if not readable:
             return False
-        return conn.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
+        if not isinstance(conn, ssl.SSLSocket):
+            return conn.recv(1, socket.MSG_PEEK) == b""
+        # TLS: peek at the raw TCP bytes (an SSLSocket takes no MSG_PEEK) without consuming them
+        with socket.socket(fileno=os.dup(conn.fileno())) as raw:
+            waiting = raw.recv(64, socket.MSG_PEEK)
+        return waiting == b"" or _only_tls_alert(waiting)
+    except (OSError, ValueError):
         return True
+
+
+def _only_tls_alert(data):
+    """Whether the bytes waiting are one TLS record that can only be an alert (the client's
+    close_notify before its FIN): TLS 1.2's alert record type, or a TLS 1.3 record whose
+    encrypted payload is 2 alert bytes + content type + 16 bytes of AEAD tag (no request is 3 bytes)."""
+    if len(data) < 5:
+        return False
+    length = int.from_bytes(data[3:5], "big")
+    if len(data) != 5 + length:
+        return False
+    return data[0] == 0x15 or (data[0] == 0x17 and length == 19)
 
 
 def _seconds(v):
@@ -414,6 +433,8 @@ class Personality:
         if state.get("default_vpc_id"):
             self.moto.known_default_vpc(DEFAULT_ACCOUNT, state["default_vpc_id"])
         self.port = None
+        self.tls_port = None
+        self.local = threading.local()  # per request thread: .tls, whether it came in on the HTTPS port
 
     # ---------------- EC2 ----------------
     def clock_skew(self, headers):
@@ -574,7 +595,11 @@ class Personality:
 
     # ---- per-action hooks: _pre_X may answer early; _post_X rewrites moto's 200 answer ----
     def _pre_DescribeRegions(self, ak, params, rid):
-        endpoint = f"http://127.0.0.1:{self.port}/services/compute"
+        # the endpoint of the port asked: HTTPS answers name the HTTPS port
+        if getattr(self.local, "tls", False):
+            endpoint = f"https://127.0.0.1:{self.tls_port}/services/compute"
+        else:
+            endpoint = f"http://127.0.0.1:{self.port}/services/compute"
         ns = ec2xml.EC2_NS
         body = (
             f'<?xml version="1.0" encoding="UTF-8"?>\n<DescribeRegionsResponse xmlns="{ns}">'
@@ -827,6 +852,7 @@ class Personality:
             return 200, {
                 "moto_port": self.moto.port,
                 "port": self.port,
+                "tls_port": self.tls_port,
                 "fake_vms": self.machines.fake,
                 "users": self.users.count(),
                 "accounts": self.users.accounts(),
@@ -977,6 +1003,7 @@ def make_handler(p):
             t0 = time.time()
             self.tb_action = self.tb_access_key = "-"
             self.tb_clock_skew = 0.0  # one handler serves every request of a keep-alive connection
+            p.local.tls = isinstance(self.connection, ssl.SSLSocket)
             split = urlsplit(self.path)
             path, query = split.path, split.query
             length = int(self.headers.get("Content-Length") or 0)
@@ -1021,10 +1048,56 @@ def serve(state_root):
         stream=sys.stderr,
     )
     p = Personality(state)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(p))
+    handler = make_handler(p)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     p.port = server.server_address[1]
-    log.info("personality on 127.0.0.1:%d, moto on %d, fake VMs: %s", p.port, p.moto.port, p.machines.fake)
+    tls_server = None
+    if state.get("tls"):
+        # the same handler (same Personality: users, stats, faults, config) behind TLS on a second port
+        tls_server = TLSServer(("127.0.0.1", 0), handler, tls.server_context(state["tls"]))
+        tls_server.daemon_threads = True
+        p.tls_port = tls_server.server_address[1]
+    log.info("personality on 127.0.0.1:%d (HTTPS %s), moto on %d, fake VMs: %s",
+             p.port, p.tls_port or "off", p.moto.port, p.machines.fake)
     p.fleet.start_reconciler()
+    if tls_server:
+        threading.Thread(target=tls_server.serve_forever, name="https", daemon=True).start()
+        # written before personality.port, which `up` waits for
+        daemon.write_file_atomic(os.path.join(state_root, "personality.tls_port"), str(p.tls_port))
     daemon.write_file_atomic(os.path.join(state_root, "personality.port"), str(p.port))
     server.serve_forever()
+
+
+class TLSServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer whose connections speak TLS. The handshake runs in the connection's own
+    thread (not in accept), so a slow or failing client holds up nobody else."""
+
+    HANDSHAKE_TIMEOUT = 30
+
+    def __init__(self, address, handler, context):
+        self.tls_context = context
+        super().__init__(address, handler)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(self.HANDSHAKE_TIMEOUT)
+        try:
+            conn = self.tls_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        except OSError as e:
+            log.info("TLS from %s:%d: %s", *client_address, e)
+            return
+        try:
+            try:
+                conn.do_handshake()
+            except (OSError, ssl.SSLError) as e:
+                # e.g. a client that does not trust the CA: "tlsv1 alert unknown ca"
+                log.info("TLS handshake with %s:%d failed: %s", *client_address, e)
+                return
+            conn.settimeout(None)
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            # the plain socket `request` was detached by wrap_socket: close the TLS one here
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                conn.close()

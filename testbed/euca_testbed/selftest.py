@@ -3,7 +3,8 @@
 Uses a user of its own (`credentials new`) with its own delays, so it can run next to other tests;
 terminates what it launched. With real VMs it also logs in over SSH with a pinned host key. It also
 makes a user of a new account (isolation), loses answers (fault --lose-answer), re-sends a launch
-with its ClientToken, purges an instance, skews one user's clock (config --clock-skew), and boots a VM
+with its ClientToken, calls the HTTPS port (trusting the testbed's CA; the system roots and the other
+CA must refuse it), purges an instance, skews one user's clock (config --clock-skew), and boots a VM
 behind a hanging package mirror, then (stopped, started) behind one without packages (config --mirror);
 launches two instances in one RunInstances with per-index user data parts (launch index).
 Prints one line per check and ends with `N passed, M failed`.
@@ -109,6 +110,9 @@ def main(argv=None):
     check(st == 200 and "<regionName>eucalyptus</regionName>" in body, "GET query string on / accepted", f"{st}")
     st, body = raw({"Action": "DescribeVpcs", "Version": "2016-11-15"}, secret="y" * 40)
     check(st == 401 and "<Code>AuthFailure</Code>" in body, "raw bad signature -> 401 AuthFailure XML", f"{st} {body[:120]}")
+
+    print("TLS (private CA)")
+    check_tls(state, check, error_of, ak, sk)
 
     print("clock skew")
     check_clock_skew(state, client, check, c, url)
@@ -523,6 +527,49 @@ def check_clock_skew(state, client, check, c, url):
     cli.control("config", {"access_key": ak, "clock_skew": 0}, state=state)
     code, st, d = call(cu)
     check(code is None and near(d, 0), "skew 0 again: real Date, calls succeed", (code, st, d))
+
+
+def check_tls(state, check, error_of, ak, sk):
+    """The HTTPS port serves the same personality, under a certificate of the testbed's CA only."""
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    url_tls = cli.ec2_url_tls(state)
+    if not check(url_tls, "the testbed has an HTTPS port (EC2_URL_TLS)", "started before TLS: down, up"):
+        return
+    ca, other = state["tls"]["ca"], state["tls"]["other_ca"]
+
+    def client(verify, s=sk):
+        return boto3.client(
+            "ec2", endpoint_url=url_tls, region_name="eucalyptus", aws_access_key_id=ak, aws_secret_access_key=s,
+            verify=verify, config=Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=30),
+        )
+
+    before = cli.control("stats", {"access_key": ak}, state=state)["actions"].get("DescribeAvailabilityZones", 0)
+    try:
+        zones = client(ca).describe_availability_zones()["AvailabilityZones"]
+    except Exception as e:
+        zones = None
+        check(False, "verify=EUCA_TESTBED_CA: DescribeAvailabilityZones on EC2_URL_TLS", f"{type(e).__name__}: {e}")
+    if zones is not None:
+        check(zones and zones[0]["ZoneName"] == state["zone"] and zones[0]["RegionName"] == "eucalyptus",
+              "verify=EUCA_TESTBED_CA: DescribeAvailabilityZones on EC2_URL_TLS", zones)
+        after = cli.control("stats", {"access_key": ak}, state=state)["actions"].get("DescribeAvailabilityZones", 0)
+        check(after == before + 1, "the HTTPS call is counted in the same stats", f"{before} -> {after}")
+        code, st, _ = error_of(lambda: client(ca, s="x" * 40).describe_instances())
+        check(code == "AuthFailure" and st in (401, 403), "HTTPS, bad secret -> AuthFailure (same SigV4 check)", f"{code} {st}")
+        regions = client(ca).describe_regions()["Regions"]
+        check([r.get("Endpoint") for r in regions] == [url_tls.rstrip("/")],
+              "DescribeRegions over HTTPS names the HTTPS endpoint", regions)
+    for verify, what in ((True, "verify=True (system roots)"), (other, "verify=EUCA_TESTBED_OTHER_CA")):
+        try:
+            client(verify).describe_availability_zones()
+            check(False, f"{what}: certificate refused", "the call succeeded")
+        except botocore.exceptions.SSLError as e:
+            check("CERTIFICATE_VERIFY_FAILED" in str(e), f"{what}: certificate refused", str(e))
+        except Exception as e:
+            check(False, f"{what}: certificate refused", f"{type(e).__name__}: {e}")
 
 
 def wait_vm(state, instance_id, want="running", timeout=120):

@@ -29,3 +29,4 @@ mod store_concurrency;
 mod support;
 mod swarm;
 mod testbed_itself;
+mod tls_endpoint;
