@@ -674,6 +674,8 @@ pub async fn release_group(
                         || o.group_intent.as_deref() == Some(key.as_str())
                 })
         }
+        // A record removed while the store was listed names nothing; a damaged one might.
+        Err(crate::store::StoreError::NotFound { .. }) => false,
         Err(_) => name != record.name,
     });
     if !named_elsewhere && (s.group_owned || s.group_intent.is_some()) {

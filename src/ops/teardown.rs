@@ -127,16 +127,25 @@ pub async fn teardown(
                 forget_instance(store, name)?;
             }
             Step::DeleteGroup { id, name: group } => {
-                let _held = hold_group(store, &id).await?;
-                if !still_named_by_others(store, name, &id, group.as_deref())? {
+                // Only a fleet's machines share a group: a single machine's is its own.
+                let shared = record.cloud.fleet.is_some();
+                let _held = match shared {
+                    true => Some(hold_group(store, &id).await?),
+                    false => None,
+                };
+                if !shared || !still_named_by_others(store, name, &id, group.as_deref())? {
                     delete_group_proved(ec2, &group_owner, &id, group.as_deref(), progress).await?;
                     crate::crash::point("rm-group");
                 }
                 forget_group(store, name)?;
             }
             Step::RecoverGroup(group) => {
-                let _held = hold_group(store, &group).await?;
-                if !still_named_by_others(store, name, "", Some(&group))? {
+                let shared = record.cloud.fleet.is_some();
+                let _held = match shared {
+                    true => Some(hold_group(store, &group).await?),
+                    false => None,
+                };
+                if !shared || !still_named_by_others(store, name, "", Some(&group))? {
                     let id = settle_group(ec2, &record.cloud, &group).await?;
                     delete_group_proved(ec2, &group_owner, &id, Some(&group), progress).await?;
                 }
@@ -424,6 +433,32 @@ mod tests {
     #[test]
     fn nothing_made_nothing_to_do() {
         assert!(plan(&record()).is_empty());
+    }
+
+    #[test]
+    fn a_shared_group_stays_while_another_record_names_it_and_goes_with_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let member = |name: &str| {
+            let mut r = crate::store::MachineRecord::new(MachineName::new(name).unwrap());
+            r.cloud.fleet = Some("web".into());
+            r.cloud.security_group_id = Some("sg-1".into());
+            r.cloud.security_group_name = Some("docker-euca-web-0a1b2c3d".into());
+            r.cloud.security_group_owned = true;
+            store.create(&r).unwrap();
+            r.name
+        };
+        let (a, b) = (member("web-1"), member("web-2"));
+        let named = |me: &MachineName| {
+            still_named_by_others(&store, me, "sg-1", Some("docker-euca-web-0a1b2c3d")).unwrap()
+        };
+        assert!(named(&a) && named(&b));
+        // A record damaged on disk might name it: kept.
+        std::fs::write(store.machine_dir(&b).join("machine.json"), b"{not json").unwrap();
+        assert!(named(&a));
+        // A record removed meanwhile names nothing: the last one deletes it.
+        store.remove(&b).unwrap();
+        assert!(!named(&a));
     }
 
     #[test]

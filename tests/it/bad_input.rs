@@ -673,7 +673,8 @@ const CASES: &[Case] = &[
     // ---- completion, version, the plugin's own command line ----
     usage(&["completion", "nushell"], "invalid value 'nushell'"),
     usage(&["completion"], "required arguments were not provided"),
-    usage(&["version", "extra"], "unexpected argument 'extra'"),
+    usage(&["version", "extra", "more"], "unexpected argument 'more'"),
+    refused(&["version", "nosuch"], "machine \"nosuch\" does not exist"),
     usage(&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
     refused(&["--config"], "flag needs an argument: --config").plugin_itself(),
 ];

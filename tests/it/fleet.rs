@@ -7,8 +7,8 @@
 //! Each case uses at most three VMs and its own user and `DOCKER_CONFIG`.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    path::{Path, PathBuf},
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
     process::{Child, Output, Stdio},
     time::{Duration, Instant},
 };
@@ -19,10 +19,14 @@ use docker_euca::{
     names::MachineName,
     store::{MachineRecord, MachineState, Store},
 };
-use sha2::{Digest, Sha256};
 
 use crate::support::{
-    DockerHome, ok, run, server_version,
+    DockerHome,
+    fleet::{
+        CHANGING_CALLS, check_bad_cases, context_host, context_names, count_names, create,
+        group_exists, image, load, record_dir, snapshot, table_row,
+    },
+    ok, run, server_version,
     testbed::{
         User, assert_nothing_left, assert_testbed_address, block_on, env, euca, groups_named_for,
         record, testbed, unique,
@@ -30,90 +34,12 @@ use crate::support::{
     text,
 };
 
-/// The machines `--count n` makes of `base`.
-fn count_names(base: &str, n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("{base}-{i}")).collect()
-}
-
-fn image() -> String {
-    env()["EUCA_TESTBED_IMAGE"].clone()
-}
-
-/// `docker euca create ARGS… --image <testbed image>` as `user`.
-fn create(home: &DockerHome, user: &User, args: &[&str]) -> Output {
-    let image = image();
-    let mut all = vec!["create"];
-    all.extend_from_slice(args);
-    all.extend(["--image", image.as_str()]);
-    run(&mut euca(home, user, &all))
-}
-
 /// `docker euca rm -y NAMES…`, insisting on success.
 fn rm(home: &DockerHome, user: &User, names: &[&str]) {
     let mut args = vec!["rm", "-y"];
     args.extend_from_slice(names);
     let out = run(&mut euca(home, user, &args));
     assert!(out.status.success(), "rm {names:?}: {}", text(&out));
-}
-
-/// The machine's record, if it exists.
-fn load(home: &DockerHome, name: &str) -> Option<MachineRecord> {
-    Store::new(home.path())
-        .load(&MachineName::new(name).unwrap())
-        .ok()
-}
-
-fn record_dir(home: &DockerHome, name: &str) -> PathBuf {
-    home.path().join(format!("euca/machines/{name}"))
-}
-
-/// The contexts the real docker CLI lists.
-fn context_names(home: &DockerHome) -> Vec<String> {
-    ok(home
-        .docker()
-        .args(["context", "ls", "--format", "{{.Name}}"]))
-    .lines()
-    .map(|l| l.trim().to_string())
-    .collect()
-}
-
-/// The docker endpoint of context `name`, as the docker CLI reads it.
-fn context_host(home: &DockerHome, name: &str) -> String {
-    ok(home.docker().args([
-        "context",
-        "inspect",
-        name,
-        "--format",
-        "{{.Endpoints.docker.Host}}",
-    ]))
-    .trim()
-    .to_string()
-}
-
-/// The row of `name` in the table a fleet's create prints on stdout: (ADDRESS, RESULT), the
-/// result's words joined by single spaces.
-fn table_row(out: &Output, name: &str) -> (String, String) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let header: Vec<&str> = stdout
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    assert_eq!(
-        header,
-        ["NAME", "ADDRESS", "RESULT"],
-        "the fleet's table header: {}",
-        text(out)
-    );
-    let line = stdout
-        .lines()
-        .skip(1)
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .unwrap_or_else(|| panic!("no row for {name} in the table: {}", text(out)));
-    let mut cells = line.split_whitespace().skip(1);
-    let address = cells.next().unwrap_or_default().to_string();
-    (address, cells.collect::<Vec<_>>().join(" "))
 }
 
 /// The `docker euca: ` error line and the line after it.
@@ -146,12 +72,6 @@ fn instance_state(user: &User, id: &str) -> String {
         .unwrap()
         .map(|i| i.state)
         .unwrap_or_else(|| "absent".into())
-}
-
-fn group_exists(user: &User, group_id: &str) -> bool {
-    block_on(user.ec2().security_group(group_id))
-        .unwrap()
-        .is_some()
 }
 
 /// The failed calls of this user, per action (`User::stats` counts every call).
@@ -762,50 +682,6 @@ fn bad(args: &[&str], usage: bool, needle: &str, setup: Setup) -> BadCase {
     }
 }
 
-/// Every file under `dir` with a digest of its bytes, but the lock files (kept by design) and,
-/// when `store_id` is allowed, the store's id (made by a create that reads its records).
-fn snapshot(dir: &Path, allow_store_id: bool) -> BTreeMap<PathBuf, String> {
-    let mut files = BTreeMap::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let rel = path.strip_prefix(dir).unwrap().to_path_buf();
-            let store_id = rel.starts_with("euca")
-                && rel
-                    .file_name()
-                    .is_some_and(|f| f.to_string_lossy().starts_with("store-id"));
-            if rel.starts_with("euca/locks") || (allow_store_id && store_id) {
-                continue;
-            }
-            let kind = entry.file_type().unwrap();
-            if kind.is_symlink() {
-                let target = std::fs::read_link(&path).unwrap_or_default();
-                files.insert(rel, format!("-> {}", target.display()));
-            } else if kind.is_dir() {
-                files.insert(rel, "dir".into());
-                dirs.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                files.insert(rel, hex::encode(Sha256::digest(bytes)));
-            }
-        }
-    }
-    files
-}
-
-/// Calls that make or change something in the cloud.
-const CHANGING_CALLS: &[&str] = &[
-    "CreateSecurityGroup",
-    "AuthorizeSecurityGroupIngress",
-    "ImportKeyPair",
-    "RunInstances",
-    "CreateTags",
-    "TerminateInstances",
-    "DeleteSecurityGroup",
-    "DeleteKeyPair",
-];
-
 #[test]
 fn fleet_bad_input_makes_nothing() {
     let image = image();
@@ -900,29 +776,11 @@ fn fleet_bad_input_makes_nothing() {
             Setup::Record(n2.clone()),
         ),
     ];
-    let mut failures = Vec::new();
-    for case in &cases {
-        let problems = bad_case(case, &image);
-        println!(
-            "BAD-INPUT command=create passed={} case={:?}",
-            problems.is_empty(),
-            case.args.join(" ")
-        );
-        if !problems.is_empty() {
-            failures.push(format!(
-                "create {} ({:?}):\n  {}",
-                case.args.join(" "),
-                case.setup,
-                problems.join("\n  ")
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
+    check_bad_cases(
+        &cases,
+        |c| c.args.join(" "),
+        |c| format!("{:?}", c.setup),
+        |c| bad_case(c, &image),
     );
 }
 

@@ -15,23 +15,25 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
-    path::{Path, PathBuf},
     process::{Command, Output},
     time::{Duration, Instant},
 };
 
 use docker_euca::{
     cloud::{MACHINE_TAG, STORE_TAG},
-    names::MachineName,
-    store::{MachineRecord, MachineState, Store},
+    store::{MachineState, Store},
 };
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::support::{
-    DockerHome, ok, run, run_with_input,
+    DockerHome,
+    fleet::{
+        CHANGING_CALLS, check_bad_cases, context_host, context_names, count_names, create,
+        group_exists, image, load, record_dir, snapshot, table_row,
+    },
+    ok, run, run_with_input,
     testbed::{
-        User, assert_nothing_left, block_on, env, euca, groups_named_for, record, testbed, unique,
+        User, assert_nothing_left, block_on, euca, groups_named_for, record, testbed, unique,
     },
     text,
 };
@@ -46,24 +48,6 @@ const NODES_TIMEOUT: Duration = Duration::from_secs(90);
 const TASKS_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the overlay may take to carry traffic between tasks once they run.
 const OVERLAY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The machines `--count n` makes of `base`.
-fn count_names(base: &str, n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("{base}-{i}")).collect()
-}
-
-fn image() -> String {
-    env()["EUCA_TESTBED_IMAGE"].clone()
-}
-
-/// `docker euca create ARGS… --image <testbed image>` as `user`.
-fn create(home: &DockerHome, user: &User, args: &[&str]) -> Output {
-    let image = image();
-    let mut all = vec!["create"];
-    all.extend_from_slice(args);
-    all.extend(["--image", image.as_str()]);
-    run(&mut euca(home, user, &all))
-}
 
 /// `docker euca rm -y ARGS…`, insisting on success and on a clean departure from the swarm
 /// (no "leaving its swarm" warning: the depart steps all answered).
@@ -96,27 +80,6 @@ fn euca_on_a_terminal(home: &DockerHome, user: &User, args: &[&str], input: &str
     run_with_input(&mut cmd, input.as_bytes())
 }
 
-/// The machine's record, if it exists.
-fn load(home: &DockerHome, name: &str) -> Option<MachineRecord> {
-    Store::new(home.path())
-        .load(&MachineName::new(name).unwrap())
-        .ok()
-}
-
-fn record_dir(home: &DockerHome, name: &str) -> PathBuf {
-    home.path().join(format!("euca/machines/{name}"))
-}
-
-/// The contexts the real docker CLI lists.
-fn context_names(home: &DockerHome) -> Vec<String> {
-    ok(home
-        .docker()
-        .args(["context", "ls", "--format", "{{.Name}}"]))
-    .lines()
-    .map(|l| l.trim().to_string())
-    .collect()
-}
-
 /// A field of context `name`, as `docker context inspect --format` reads it.
 fn context_field(home: &DockerHome, name: &str, template: &str) -> String {
     ok(home
@@ -124,10 +87,6 @@ fn context_field(home: &DockerHome, name: &str, template: &str) -> String {
         .args(["context", "inspect", name, "--format", template]))
     .trim()
     .to_string()
-}
-
-fn context_host(home: &DockerHome, name: &str) -> String {
-    context_field(home, name, "{{.Endpoints.docker.Host}}")
 }
 
 /// The description, read as JSON: this docker CLI's template cannot reach into its metadata.
@@ -156,32 +115,6 @@ fn context_member(home: &DockerHome, cluster: &str, members: &[String]) -> Strin
         "the description of context {cluster}"
     );
     member
-}
-
-/// The row of `name` in the table a fleet's create prints on stdout: (ADDRESS, RESULT), the
-/// result's words joined by single spaces.
-fn table_row(out: &Output, name: &str) -> (String, String) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let header: Vec<&str> = stdout
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    assert_eq!(
-        header,
-        ["NAME", "ADDRESS", "RESULT"],
-        "the fleet's table header: {}",
-        text(out)
-    );
-    let line = stdout
-        .lines()
-        .skip(1)
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .unwrap_or_else(|| panic!("no row for {name} in the table: {}", text(out)));
-    let mut cells = line.split_whitespace().skip(1);
-    let address = cells.next().unwrap_or_default().to_string();
-    (address, cells.collect::<Vec<_>>().join(" "))
 }
 
 /// The last line of stdout.
@@ -422,12 +355,6 @@ fn cluster_groups(user: &User, cluster: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-fn group_exists(user: &User, group_id: &str) -> bool {
-    block_on(user.ec2().security_group(group_id))
-        .unwrap()
-        .is_some()
 }
 
 /// The cluster group's rules, through DescribeSecurityGroups: every permission admits the
@@ -1298,50 +1225,6 @@ fn removing_the_manager_a_three_manager_cluster_points_at_keeps_it_working() {
     assert_cluster_gone(&home, &user, &names, &[&base], &cluster, &group);
 }
 
-/// Every file under `dir` with a digest of its bytes, but the lock files and the store's id
-/// (a create that reaches the cloud may make it).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
-    let mut files = BTreeMap::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let rel = path.strip_prefix(dir).unwrap().to_path_buf();
-            let store_id = rel.starts_with("euca")
-                && rel
-                    .file_name()
-                    .is_some_and(|f| f.to_string_lossy().starts_with("store-id"));
-            if rel.starts_with("euca/locks") || store_id {
-                continue;
-            }
-            let kind = entry.file_type().unwrap();
-            if kind.is_symlink() {
-                let target = std::fs::read_link(&path).unwrap_or_default();
-                files.insert(rel, format!("-> {}", target.display()));
-            } else if kind.is_dir() {
-                files.insert(rel, "dir".into());
-                dirs.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                files.insert(rel, hex::encode(Sha256::digest(bytes)));
-            }
-        }
-    }
-    files
-}
-
-/// Calls that make or change something in the cloud.
-const CHANGING_CALLS: &[&str] = &[
-    "CreateSecurityGroup",
-    "AuthorizeSecurityGroupIngress",
-    "ImportKeyPair",
-    "RunInstances",
-    "CreateTags",
-    "TerminateInstances",
-    "DeleteSecurityGroup",
-    "DeleteKeyPair",
-];
-
 #[derive(Debug)]
 struct BadSwarm {
     /// After `create` (the testbed's `--image` is added).
@@ -1428,29 +1311,11 @@ fn bad_swarm_input_makes_nothing() {
             Some(cluster.as_str()),
         ),
     ];
-    let mut failures = Vec::new();
-    for case in &cases {
-        let problems = bad_swarm_case(case, &image);
-        println!(
-            "BAD-INPUT command=create passed={} case={:?}",
-            problems.is_empty(),
-            case.args.join(" ")
-        );
-        if !problems.is_empty() {
-            failures.push(format!(
-                "create {} (context {:?}):\n  {}",
-                case.args.join(" "),
-                case.context,
-                problems.join("\n  ")
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
+    check_bad_cases(
+        &cases,
+        |c| c.args.join(" "),
+        |c| format!("context {:?}", c.context),
+        |c| bad_swarm_case(c, &image),
     );
 }
 
@@ -1467,7 +1332,7 @@ fn bad_swarm_case(case: &BadSwarm, image: &str) -> Vec<String> {
             "host=tcp://127.0.0.1:1",
         ]));
     }
-    let before = snapshot(home.path());
+    let before = snapshot(home.path(), true);
     let contexts_before = context_names(&home);
     let host_before = case.context.as_ref().map(|c| context_host(&home, c));
     let mut args = vec!["create"];
@@ -1518,7 +1383,7 @@ fn bad_swarm_case(case: &BadSwarm, image: &str) -> Vec<String> {
         }
     }
     // Nothing written: no record, no context, no file changed.
-    let after = snapshot(home.path());
+    let after = snapshot(home.path(), true);
     if before != after {
         let changed: Vec<String> = before
             .keys()

@@ -113,6 +113,7 @@ pub fn free_port() -> u16 {
 
 pub mod bench;
 pub mod dmachine;
+pub mod fleet;
 pub mod testbed;
 
 /// Output with one JSON object per line (`--format json`, as docker prints lists).
