@@ -192,8 +192,9 @@ pub async fn create(
         _ = cancel.cancelled() => (vec![], None),
     };
     let outcome = job.settle(results, swarm_took).await?;
-    if cancel.is_cancelled() {
-        // What was not ready is rolled back; a machine already ready stays (it is whole).
+    // Cancelled: what was not ready was rolled back, and the create ends as cancelled; a
+    // machine already ready stays (it is whole), and when all were, the create simply finished.
+    if cancel.is_cancelled() && outcome.machines.iter().any(|m| m.result.is_err()) {
         return Err(anyhow::Error::new(Cancelled));
     }
     Ok(outcome)

@@ -332,7 +332,7 @@ async fn form_steps(
         progress.stage(format!("starting swarm {cluster} on {}", reached[0].name));
         let first = reached.remove(0);
         let id = init_once(&first).await?;
-        record_node(store, &first.name, &id)?;
+        record_node(store, &first.name, &id, "manager")?;
         results.push((first.name.clone(), Ok("manager".into())));
         (first, reached)
     } else {
@@ -358,7 +358,7 @@ async fn form_steps(
         results.push((
             m.name.clone(),
             joined
-                .and_then(|id| record_node(store, &m.name, &id))
+                .and_then(|id| record_node(store, &m.name, &id, "manager"))
                 .map(|()| "manager".into()),
         ));
     }
@@ -378,7 +378,7 @@ async fn form_steps(
             results.push((
                 w.name.clone(),
                 joined
-                    .and_then(|id| record_node(store, &w.name, &id))
+                    .and_then(|id| record_node(store, &w.name, &id, "worker"))
                     .map(|()| "worker".into()),
             ));
         }
@@ -434,10 +434,13 @@ async fn join_once(
         .with_context(|| format!("{} joined but shows no node id", m.name))
 }
 
-fn record_node(store: &Store, name: &MachineName, id: &str) -> anyhow::Result<()> {
+/// The node a machine became and the role it joined as (the planned one can change: when the
+/// first planned manager failed, the first machine ready inits the cluster).
+fn record_node(store: &Store, name: &MachineName, id: &str, role: &str) -> anyhow::Result<()> {
     store.update(name, |r| {
         if let Some(s) = r.swarm.as_mut() {
             s.node_id = Some(id.to_string());
+            s.role = role.to_string();
         }
     })?;
     Ok(())
