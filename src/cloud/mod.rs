@@ -422,14 +422,7 @@ impl Ec2 {
                     .build()
             })
             .collect();
-        self.client
-            .authorize_security_group_ingress()
-            .group_id(group_id)
-            .set_ip_permissions(Some(perms))
-            .send()
-            .await
-            .map_err(|e| from_sdk("AuthorizeSecurityGroupIngress", &self.endpoint, e))?;
-        Ok(())
+        self.authorize(group_id, perms).await
     }
 
     /// Opens `(port, protocol)` pairs (port `None`: the whole protocol, such as ESP, `50`)
@@ -455,6 +448,11 @@ impl Ec2 {
                 .build()
             })
             .collect();
+        self.authorize(group_id, perms).await
+    }
+
+    /// One AuthorizeSecurityGroupIngress with these permissions.
+    async fn authorize(&self, group_id: &str, perms: Vec<IpPermission>) -> Result<(), CloudError> {
         self.client
             .authorize_security_group_ingress()
             .group_id(group_id)

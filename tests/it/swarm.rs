@@ -29,7 +29,7 @@ use crate::support::{
     DockerHome,
     fleet::{
         CHANGING_CALLS, check_bad_cases, context_host, context_names, count_names, create,
-        group_exists, image, load, record_dir, snapshot, table_row,
+        exit_problems, files_changed, group_exists, image, load, record_dir, snapshot, table_row,
     },
     ok, run, run_with_input,
     testbed::{
@@ -1340,17 +1340,11 @@ fn bad_swarm_case(case: &BadSwarm, image: &str) -> Vec<String> {
     args.extend(["--image", image]);
     let out = run(&mut euca(&home, &user, &args));
 
-    let mut problems = Vec::new();
+    let mut problems = exit_problems(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let mut lines = stderr.lines();
     let first = lines.next().unwrap_or_default();
     let second = lines.next().unwrap_or_default();
-    match out.status.code() {
-        Some(0) => problems.push("it succeeded".to_string()),
-        Some(101) => problems.push("it panicked".to_string()),
-        None => problems.push(format!("it died of a signal ({})", out.status)),
-        Some(_) => {}
-    }
     if case.usage {
         if out.status.code() != Some(2) {
             problems.push(format!("a usage error exits 2, not {}", out.status));
@@ -1384,17 +1378,7 @@ fn bad_swarm_case(case: &BadSwarm, image: &str) -> Vec<String> {
     }
     // Nothing written: no record, no context, no file changed.
     let after = snapshot(home.path(), true);
-    if before != after {
-        let changed: Vec<String> = before
-            .keys()
-            .chain(after.keys())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter(|p| before.get(*p) != after.get(*p))
-            .map(|p| p.display().to_string())
-            .collect();
-        problems.push(format!("files changed: {}", changed.join(", ")));
-    }
+    problems.extend(files_changed(&before, &after));
     if !Store::new(home.path()).list().unwrap().is_empty() {
         problems.push("a record was made".into());
     }

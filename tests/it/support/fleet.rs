@@ -177,3 +177,30 @@ pub fn check_bad_cases<C>(
         failures.join("\n\n")
     );
 }
+
+/// What is wrong with how a refused command ended, whatever its kind: it succeeded, panicked
+/// or died of a signal.
+pub fn exit_problems(out: &Output) -> Vec<String> {
+    match out.status.code() {
+        Some(0) => vec!["it succeeded".to_string()],
+        Some(101) => vec!["it panicked".to_string()],
+        None => vec![format!("it died of a signal ({})", out.status)],
+        Some(_) => vec![],
+    }
+}
+
+/// The files that differ between two [`snapshot`]s, as a problem line (none when equal).
+pub fn files_changed(
+    before: &BTreeMap<PathBuf, String>,
+    after: &BTreeMap<PathBuf, String>,
+) -> Option<String> {
+    let changed: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|p| before.get(*p) != after.get(*p))
+        .map(|p| p.display().to_string())
+        .collect();
+    (!changed.is_empty()).then(|| format!("files changed: {}", changed.join(", ")))
+}
