@@ -97,6 +97,9 @@ pub enum Command {
     Logs(commands::logs::LogsArgs),
     /// Print a shell completion script
     Completion(commands::completion::CompletionArgs),
+    /// Write the man pages into a directory (for packaging)
+    #[command(hide = true)]
+    ManPages(commands::manpages::ManPagesArgs),
     /// Check cloud credentials and keep them in the OS keyring
     Login(commands::login::LoginArgs),
     /// Remove a credential profile and its secret
@@ -112,12 +115,14 @@ pub fn main(invocation: Invocation) -> ExitCode {
     let (globals, args, help) = match invocation {
         Invocation::Run { globals, args } => (globals, args, false),
         Invocation::Help { globals, args } => (globals, args, true),
-        Invocation::Complete { globals, args } => {
+        Invocation::Complete {
+            globals,
+            args,
+            descriptions,
+        } => {
             let machines = crate::store::Store::new(&globals.docker_config_dir()).names();
-            print!(
-                "{}",
-                commands::complete::complete(&Cli::command(), &args, &machines)
-            );
+            let answer = commands::complete::complete(&Cli::command(), &args, &machines);
+            print!("{}", answer.render(descriptions));
             return ExitCode::SUCCESS;
         }
     };
@@ -197,6 +202,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Doctor(args) => commands::doctor::run(ctx, args).await,
         Command::Logs(args) => commands::logs::run(ctx, args).await,
         Command::Completion(args) => commands::completion::run(args),
+        Command::ManPages(args) => commands::manpages::run(args),
         Command::Login(args) => commands::login::run(ctx, args).await,
         Command::Logout(args) => commands::login::logout(ctx, args).await,
         Command::Profiles(args) => commands::login::profiles(ctx, args),

@@ -5,12 +5,42 @@ use std::ffi::OsString;
 
 use clap::Command;
 
+/// Cobra's ShellCompDirectiveNoSpace: the candidate goes on (`web1:` then a path).
+const NO_SPACE: u32 = 2;
 /// Cobra's ShellCompDirectiveNoFileComp: do not fall back to file names.
 const NO_FILE_COMP: u32 = 4;
 
+/// The candidates for one word, and cobra's directive for the shell.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    candidates: Vec<(String, Option<String>)>,
+    directive: u32,
+}
+
+impl Answer {
+    /// One candidate per line (`value\tdescription` when `descriptions`), then `:<directive>`.
+    pub fn render(&self, descriptions: bool) -> String {
+        let mut out = String::new();
+        for (value, help) in &self.candidates {
+            out.push_str(value);
+            if let (true, Some(help)) = (descriptions, help) {
+                out.push('\t');
+                out.push_str(help.lines().next().unwrap_or(""));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(":{}\n", self.directive));
+        out
+    }
+
+    fn push(&mut self, value: impl Into<String>, help: Option<String>) {
+        self.candidates.push((value.into(), help));
+    }
+}
+
 /// Candidates for the last (partial) word of `args`, given the words before it; `machines`
 /// are offered where a command takes machine names.
-pub fn complete(root: &Command, args: &[OsString], machines: &[String]) -> String {
+pub fn complete(root: &Command, args: &[OsString], machines: &[String]) -> Answer {
     let words: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -25,7 +55,10 @@ pub fn complete(root: &Command, args: &[OsString], machines: &[String]) -> Strin
             cmd = sub;
         }
     }
-    let mut out = String::new();
+    let mut answer = Answer {
+        directive: NO_FILE_COMP,
+        ..Answer::default()
+    };
     if partial.starts_with('-') {
         for arg in cmd
             .get_arguments()
@@ -34,19 +67,15 @@ pub fn complete(root: &Command, args: &[OsString], machines: &[String]) -> Strin
             if let Some(long) = arg.get_long() {
                 let flag = format!("--{long}");
                 if flag.starts_with(partial) {
-                    push(&mut out, &flag, arg.get_help().map(|h| h.to_string()));
+                    answer.push(flag, arg.get_help().map(|h| h.to_string()));
                 }
             }
         }
-        out.push_str("--help\tPrint help\n");
+        answer.push("--help", Some("Print help".into()));
     } else if cmd.has_subcommands() {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             if sub.get_name().starts_with(partial) {
-                push(
-                    &mut out,
-                    sub.get_name(),
-                    sub.get_about().map(|h| h.to_string()),
-                );
+                answer.push(sub.get_name(), sub.get_about().map(|h| h.to_string()));
             }
         }
     } else {
@@ -58,23 +87,16 @@ pub fn complete(root: &Command, args: &[OsString], machines: &[String]) -> Strin
             .any(|a| matches!(a.get_id().as_str(), "src" | "dst"));
         for m in machines.iter().filter(|m| m.starts_with(partial)) {
             if takes_names {
-                push(&mut out, m, None);
+                answer.push(m.as_str(), None);
             } else if takes_paths {
-                push(&mut out, &format!("{m}:"), None);
+                answer.push(format!("{m}:"), None);
             }
         }
+        if takes_paths {
+            answer.directive |= NO_SPACE;
+        }
     }
-    out.push_str(&format!(":{NO_FILE_COMP}\n"));
-    out
-}
-
-fn push(out: &mut String, value: &str, help: Option<String>) {
-    out.push_str(value);
-    if let Some(help) = help {
-        out.push('\t');
-        out.push_str(help.lines().next().unwrap_or(""));
-    }
-    out.push('\n');
+    answer
 }
 
 #[cfg(test)]
@@ -85,15 +107,18 @@ mod tests {
     #[test]
     fn completes_commands_and_flags() {
         let root = crate::cli::Cli::command();
-        let out = complete(&root, &["ver".into()], &[]);
+        let out = complete(&root, &["ver".into()], &[]).render(true);
         assert!(out.starts_with("version\t"), "{out}");
         assert!(out.ends_with(":4\n"));
-        let out = complete(&root, &["version".into(), "--de".into()], &[]);
+        let out = complete(&root, &["ver".into()], &[]).render(false);
+        assert!(out.starts_with("version\n"), "no description asked: {out}");
+        let out = complete(&root, &["version".into(), "--de".into()], &[]).render(true);
         assert!(out.contains("--debug"), "{out}");
         let machines = ["web1".to_string(), "db1".to_string()];
-        let out = complete(&root, &["rm".into(), "w".into()], &machines);
+        let out = complete(&root, &["rm".into(), "w".into()], &machines).render(true);
         assert_eq!(out, "web1\n:4\n");
-        let out = complete(&root, &["scp".into(), "d".into()], &machines);
-        assert_eq!(out, "db1:\n:4\n");
+        // `web1:` goes on with a path: no space after it.
+        let out = complete(&root, &["scp".into(), "d".into()], &machines).render(true);
+        assert_eq!(out, "db1:\n:6\n");
     }
 }

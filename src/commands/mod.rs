@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod login;
 pub mod logs;
 pub mod ls;
+pub mod manpages;
 pub mod power;
 pub mod prune;
 pub mod rm;

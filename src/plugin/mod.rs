@@ -123,10 +123,13 @@ pub enum Invocation {
         globals: GlobalFlags,
         args: Vec<OsString>,
     },
-    /// Cobra's completion protocol: `__complete euca ARGS… PARTIAL`.
+    /// Cobra's completion protocol: `__complete euca ARGS… PARTIAL` (docker's own
+    /// completion), or `__completeNoDesc ARGS… PARTIAL` without the plugin's name (the bash
+    /// completion Debian ships with docker), which wants no descriptions.
     Complete {
         globals: GlobalFlags,
         args: Vec<OsString>,
+        descriptions: bool,
     },
 }
 
@@ -212,9 +215,13 @@ impl Invocation {
                 args.drain(..2);
                 Invocation::Help { globals, args }
             }
-            Some("__complete" | "__completeNoDesc") if second_is_us => {
-                args.drain(..2);
-                Invocation::Complete { globals, args }
+            Some(verb @ ("__complete" | "__completeNoDesc")) => {
+                args.drain(..if second_is_us { 2 } else { 1 });
+                Invocation::Complete {
+                    globals,
+                    args,
+                    descriptions: verb == "__complete",
+                }
             }
             _ => Invocation::Run { globals, args },
         })
@@ -378,7 +385,17 @@ mod tests {
             parse(&["__complete", "euca", "r"]),
             Invocation::Complete {
                 globals: GlobalFlags::default(),
-                args: vec!["r".into()]
+                args: vec!["r".into()],
+                descriptions: true,
+            }
+        );
+        // Debian's bash completion for docker leaves the plugin's name out.
+        assert_eq!(
+            parse(&["__completeNoDesc", "rm", "w"]),
+            Invocation::Complete {
+                globals: GlobalFlags::default(),
+                args: vec!["rm".into(), "w".into()],
+                descriptions: false,
             }
         );
     }

@@ -6,6 +6,7 @@ mod after_down;
 mod bad_input;
 mod bench_figures;
 mod bench_ls;
+mod completion;
 mod concurrency;
 mod contexts;
 mod create_rm;

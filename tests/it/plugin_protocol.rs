@@ -1,7 +1,5 @@
 //! The docker CLI plugin protocol, checked with the real docker CLI.
 
-use std::process::Command;
-
 use crate::support::{DockerHome, PLUGIN, ok, run, text};
 
 #[test]
@@ -116,36 +114,6 @@ fn completion_protocol_answers_docker() {
     let out = ok(home.docker().args(["__complete", "euca", "ver"]));
     assert!(out.lines().any(|l| l.starts_with("version")), "{out}");
     assert!(out.lines().any(|l| l.starts_with(':')), "{out}");
-}
-
-#[test]
-fn completion_offers_machine_names_and_standalone_scripts() {
-    let home = DockerHome::new();
-    let store = docker_euca::store::Store::new(home.path());
-    for n in ["web1", "web2", "db1"] {
-        store
-            .create(&docker_euca::store::MachineRecord::new(
-                docker_euca::names::MachineName::new(n).unwrap(),
-            ))
-            .unwrap();
-    }
-    let out = ok(home.docker().args(["__complete", "euca", "rm", "we"]));
-    let names: Vec<&str> = out.lines().filter(|l| !l.starts_with(':')).collect();
-    assert_eq!(names, ["web1", "web2"], "{out}");
-    let out = ok(home.docker().args(["__complete", "euca", "scp", "d"]));
-    assert!(out.lines().any(|l| l == "db1:"), "{out}");
-    for shell in ["bash", "zsh", "fish"] {
-        let script = ok(home.euca().args(["completion", shell]));
-        assert!(
-            script.contains("docker-euca") && script.contains("regenerate-certs"),
-            "{shell}: {script}"
-        );
-    }
-    let out = ok(Command::new("bash").arg("-c").arg(format!(
-        "source <({} completion bash) && complete -p docker-euca",
-        PLUGIN
-    )));
-    assert!(out.contains("docker-euca"), "{out}");
 }
 
 #[test]
