@@ -22,6 +22,7 @@ mod lifecycle;
 mod mtls;
 mod offline_mirror;
 mod ownership;
+mod package;
 mod plugin_protocol;
 mod provision_flow;
 mod prune;
