@@ -143,7 +143,7 @@ async fn read_secret_no_echo(prompt: &str) -> anyhow::Result<Secret<String>> {
 
 /// One line from the terminal, without its line break; end of input is an error, not an
 /// empty secret.
-fn read_line(tty: std::fs::File) -> anyhow::Result<String> {
+fn read_line(tty: crate::terminal::Terminal) -> anyhow::Result<String> {
     let mut line = String::new();
     let n = std::io::BufRead::read_line(&mut std::io::BufReader::new(tty), &mut line)
         .context("cannot read the secret key from the terminal")?;

@@ -35,18 +35,9 @@ pub async fn run(ctx: &Ctx, args: SshArgs) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let command = (!args.command.is_empty()).then(|| args.command.join(" "));
     let status = if interactive {
-        // SIGWINCH: the terminal was resized; tell the remote PTY. Listen before reading the
-        // size, so that no resize falls between the two.
-        let changes =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
         let (cols, rows) = terminal_size();
         let (sizes, resize) = tokio::sync::watch::channel((cols, rows));
-        let winch = tokio::spawn(async move {
-            let Some(mut changes) = changes else { return };
-            while changes.recv().await.is_some() {
-                let _ = sizes.send(terminal_size());
-            }
-        });
+        let winch = crate::terminal::follow_size(sizes, terminal_size);
         let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
         let pty = Pty {
             term,

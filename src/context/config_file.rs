@@ -118,7 +118,6 @@ impl ConfigFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn unknown_keys_order_and_mode_survive() {
@@ -126,14 +125,14 @@ mod tests {
         let cfg = ConfigFile::new(dir.path());
         let original = "{\n\t\"auths\": {\"r.example\": {\"auth\": \"eA==\"}},\n\t\"psFormat\": \"x\",\n\t\"zzz\": [1, 2]\n}";
         fs::write(cfg.path(), original).unwrap();
-        fs::set_permissions(cfg.path(), fs::Permissions::from_mode(0o640)).unwrap();
+        fsutil::set_mode(&cfg.path(), 0o640).unwrap();
         cfg.set_current_context("web1").unwrap();
         assert_eq!(cfg.current_context().unwrap().as_deref(), Some("web1"));
         let doc: Value = serde_json::from_slice(&fs::read(cfg.path()).unwrap()).unwrap();
         let keys: Vec<_> = doc.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["auths", "psFormat", "zzz", "currentContext"]);
         assert_eq!(doc["auths"]["r.example"]["auth"], "eA==");
-        assert_eq!(fsutil::mode_of(&cfg.path()), Some(0o640));
+        fsutil::assert_mode(&cfg.path(), 0o640);
         assert!(!cfg.clear_current_context_if("other").unwrap());
         assert!(cfg.clear_current_context_if("web1").unwrap());
         assert_eq!(cfg.current_context().unwrap(), None);
@@ -145,7 +144,7 @@ mod tests {
         let cfg = ConfigFile::new(dir.path());
         assert_eq!(cfg.current_context().unwrap(), None);
         cfg.set_current_context("a1").unwrap();
-        assert_eq!(fsutil::mode_of(&cfg.path()), Some(0o600));
+        fsutil::assert_mode(&cfg.path(), 0o600);
     }
 
     #[test]

@@ -12,9 +12,8 @@ mod config_file;
 pub use config_file::ConfigFile;
 
 use std::{
-    fs::{self, OpenOptions, Permissions},
+    fs::{self, OpenOptions},
     io::{self, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     time::SystemTime,
 };
@@ -487,8 +486,7 @@ fn staging_dirs(parent: &Path, id: &str) -> Result<Vec<Staging>, ContextError> {
 /// Writes the three files into the fresh staging directory `dir` and makes them durable.
 fn fill_staging(dir: &Path, tls: &TlsFiles) -> Result<(), ContextError> {
     // tempfile makes it 0700 already; say so whatever the platform's default.
-    fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))
-        .map_err(io_err("set permissions on", dir))?;
+    fsutil::set_mode(dir, PRIVATE_DIR).map_err(io_err("set permissions on", dir))?;
     for (file, bytes) in [
         ("ca.pem", &tls.ca_pem),
         ("cert.pem", &tls.cert_pem),
@@ -502,12 +500,12 @@ fn fill_staging(dir: &Path, tls: &TlsFiles) -> Result<(), ContextError> {
 
 /// A new 0600 file (exactly, whatever the umask) with `bytes`, fsynced.
 fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(PRIVATE_FILE)
-        .open(path)?;
-    file.set_permissions(Permissions::from_mode(PRIVATE_FILE))?;
+    let mut file = fsutil::with_mode(
+        OpenOptions::new().write(true).create_new(true),
+        PRIVATE_FILE,
+    )
+    .open(path)?;
+    fsutil::set_file_mode(&file, PRIVATE_FILE)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -576,14 +574,10 @@ mod tests {
         store.write(&meta, Some(&tls_set("two"))).unwrap();
         assert!(store.read_tls("web1").unwrap() == Some(tls_set("two")));
         let dir = store.tls_dir("web1");
-        assert_eq!(fsutil::mode_of(&dir), Some(PRIVATE_DIR));
+        fsutil::assert_mode(&dir, PRIVATE_DIR);
         assert_eq!(names_in(&dir), ["ca.pem", "cert.pem", "key.pem"]);
         for file in ["ca.pem", "cert.pem", "key.pem"] {
-            assert_eq!(
-                fsutil::mode_of(&dir.join(file)),
-                Some(PRIVATE_FILE),
-                "{file}"
-            );
+            fsutil::assert_mode(&dir.join(file), PRIVATE_FILE);
         }
         // docker lists `tls/<id>/` as the context's endpoints: only `docker` may be there,
         // and nothing of ours is left beside it.

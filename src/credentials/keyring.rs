@@ -50,6 +50,8 @@ impl Backend {
         match self {
             Backend::SecretService => "Secret Service",
             Backend::KernelKeyutils => "kernel keyring (keyutils)",
+            Backend::Native if cfg!(windows) => "Windows Credential Manager",
+            Backend::Native if cfg!(target_os = "macos") => "macOS Keychain",
             Backend::Native => "OS keychain",
         }
     }
@@ -115,9 +117,31 @@ impl Keyring {
         }
     }
 
-    #[cfg(not(target_os = "linux"))]
+    /// The login keychain, through keyring-core as on Linux.
+    #[cfg(target_os = "macos")]
     fn open_uncached() -> Result<Keyring, String> {
-        Err("this build supports the Linux keyrings only".into())
+        let store = apple_native_keyring_store::keychain::Store::new()
+            .map_err(|e| format!("macOS Keychain: {e}"))?;
+        Ok(Keyring {
+            store: Store::Core(store),
+            backend: Backend::Native,
+        })
+    }
+
+    /// The Credential Manager (generic credentials), through keyring-core as on Linux.
+    #[cfg(windows)]
+    fn open_uncached() -> Result<Keyring, String> {
+        let store = windows_native_keyring_store::Store::new()
+            .map_err(|e| format!("Windows Credential Manager: {e}"))?;
+        Ok(Keyring {
+            store: Store::Core(store),
+            backend: Backend::Native,
+        })
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+    fn open_uncached() -> Result<Keyring, String> {
+        Err("this platform has no keyring docker-euca knows (Linux, macOS, Windows)".into())
     }
 
     fn entry(store: &Arc<CredentialStore>, profile: &str) -> Result<Entry, KeyringError> {

@@ -74,7 +74,8 @@ pub async fn scp(
                 }
                 let bytes =
                     std::fs::read(&local).with_context(|| format!("cannot read {local}"))?;
-                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+                // Windows has no mode bits: a plain file's, as scp gives it there.
+                let mode = crate::fsutil::mode_in(&meta).unwrap_or(0o644) & 0o777;
                 // Copying into a directory keeps the file name, as scp does.
                 let is_dir = session
                     .exec(&format!("test -d {}", shell_quote(&remote)))

@@ -450,6 +450,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)] // runs the script with the local `sh`
     #[test]
     fn probe_is_posix_sh_without_bash() {
         let script = probe_script(DOCKER_PORT, 10, "sudo -n ");
@@ -482,6 +483,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)] // runs the script with the local `sh`
     #[test]
     fn probe_sees_a_listening_port() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -133,6 +133,7 @@ mod tests {
         assert!(parse("@@docker-euca:cloud-init\nresult.json\n").is_err());
     }
 
+    #[cfg(unix)] // runs the script with the local `sh`
     #[test]
     fn the_script_is_one_posix_sh_line() {
         let s = script();

@@ -670,6 +670,7 @@ pub fn shell_quote(s: &str) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(unix)] // runs the script with the local `sh`
     #[test]
     fn quoting() {
         assert_eq!(shell_quote("/etc/docker/ca.pem"), "/etc/docker/ca.pem");
@@ -723,6 +724,8 @@ mod tests {
         }
     }
 
+    // Runs the script with the local `sh`, as the remote host would.
+    #[cfg(unix)]
     #[test]
     fn one_script_writes_every_file_with_its_mode_then_runs_the_rest() {
         use std::os::unix::fs::PermissionsExt;

@@ -323,8 +323,8 @@ mod tests {
         let store = Store::new(tmp.path());
         let rec = MachineRecord::new(name("web1"));
         let dir = store.create(&rec).unwrap();
-        assert_eq!(fsutil::mode_of(&dir), Some(0o700));
-        assert_eq!(fsutil::mode_of(&dir.join("machine.json")), Some(0o600));
+        fsutil::assert_mode(&dir, 0o700);
+        fsutil::assert_mode(&dir.join("machine.json"), 0o600);
         assert!(matches!(
             store.create(&rec),
             Err(StoreError::AlreadyExists { .. })
@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(id.len(), 16);
         assert_eq!(store.id().unwrap(), id);
         assert_eq!(Store::new(tmp.path()).id().unwrap(), id);
-        assert_eq!(fsutil::mode_of(&store.root().join("store-id")), Some(0o600));
+        fsutil::assert_mode(&store.root().join("store-id"), 0o600);
         let other = tempfile::tempdir().unwrap();
         assert_ne!(Store::new(other.path()).id().unwrap(), id);
     }

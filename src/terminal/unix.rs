@@ -1,12 +1,12 @@
-//! The local terminal, through rustix's termios (no `stty` process): raw mode and echo off,
-//! each put back by a guard (on return, `?`, unwinding, or a cancelled future dropped), and
-//! the window size. Unix only; the platform's own console API would go beside it.
+//! The terminal on Unix: `/dev/tty`, its modes through rustix's termios (no `stty` process).
 
 use std::{fs::File, io};
 
 use rustix::termios::{self, LocalModes, OptionalActions, Termios};
 
-/// The controlling terminal, for reading and writing (never stdin/stdout, which may be pipes).
+/// On Unix the terminal is one file, read and written.
+pub type Terminal = File;
+
 pub fn open() -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
@@ -38,20 +38,33 @@ fn changed(tty: &File, change: impl FnOnce(&mut Termios)) -> io::Result<Restore>
     })
 }
 
-/// Raw mode (no line editing, no signals from keys, no echo): an interactive remote shell.
 pub fn raw(tty: &File) -> io::Result<Restore> {
     changed(tty, Termios::make_raw)
 }
 
-/// Echo off, the rest as it is: a secret typed at a prompt.
 pub fn echo_off(tty: &File) -> io::Result<Restore> {
     changed(tty, |t| t.local_modes.remove(LocalModes::ECHO))
 }
 
-/// (columns, rows), when the terminal knows them.
 pub fn size(tty: &File) -> Option<(u32, u32)> {
     let ws = termios::tcgetwinsize(tty).ok()?;
     (ws.ws_col > 0 && ws.ws_row > 0).then(|| (u32::from(ws.ws_col), u32::from(ws.ws_row)))
+}
+
+/// SIGWINCH says the terminal was resized.
+pub fn follow_size(
+    sizes: tokio::sync::watch::Sender<(u32, u32)>,
+    current: fn() -> (u32, u32),
+) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let changes = signal(SignalKind::window_change()).ok();
+    let _ = sizes.send(current());
+    tokio::spawn(async move {
+        let Some(mut changes) = changes else { return };
+        while changes.recv().await.is_some() {
+            let _ = sizes.send(current());
+        }
+    })
 }
 
 #[cfg(test)]
