@@ -91,6 +91,8 @@ pub enum Command {
     RegenerateCerts(commands::power::RegenerateArgs),
     /// Re-run provisioning on a machine (idempotent)
     Provision(commands::power::ProvisionArgs),
+    /// Upgrade machines' engines through their package manager (configuration kept, verified)
+    Upgrade(commands::upgrade::UpgradeArgs),
     /// Check the cloud side, or one machine, and say what is wrong (changes nothing)
     Doctor(commands::doctor::DoctorArgs),
     /// Show a machine's boot log: cloud-init's output over SSH, or the console (--console)
@@ -199,6 +201,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Kill(args) => commands::power::run(ctx, args, Power::Kill).await,
         Command::RegenerateCerts(args) => commands::power::regenerate(ctx, args).await,
         Command::Provision(args) => commands::power::provision(ctx, args).await,
+        Command::Upgrade(args) => commands::upgrade::run(ctx, args).await,
         Command::Doctor(args) => commands::doctor::run(ctx, args).await,
         Command::Logs(args) => commands::logs::run(ctx, args).await,
         Command::Completion(args) => commands::completion::run(args),

@@ -18,6 +18,7 @@ pub mod rm;
 pub mod selection;
 pub mod ssh;
 pub mod swarm;
+pub mod upgrade;
 pub mod version;
 
 use std::path::PathBuf;

@@ -18,6 +18,7 @@ pub mod scp;
 pub mod setup;
 pub mod swarm;
 pub mod teardown;
+pub mod upgrade;
 
 pub use create::{CreateOptions, create};
 pub use login::{LoginOptions, login, logout};

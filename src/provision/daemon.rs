@@ -157,7 +157,7 @@ pub fn render(init: InitSystem, engine: &EngineOptions, dockerd: &str) -> Daemon
                 s.push_str(&format!("Environment={}\n", systemd_environment(e)));
             }
             DaemonConfig {
-                path: "/etc/systemd/system/docker.service.d/10-docker-euca.conf",
+                path: config_path(init),
                 contents: s,
             }
         }
@@ -167,7 +167,7 @@ pub fn render(init: InitSystem, engine: &EngineOptions, dockerd: &str) -> Daemon
                 s.push_str(&format!("export {}\n", shell_quote(e)));
             }
             DaemonConfig {
-                path: "/etc/default/docker",
+                path: config_path(init),
                 contents: s,
             }
         }
@@ -177,11 +177,30 @@ pub fn render(init: InitSystem, engine: &EngineOptions, dockerd: &str) -> Daemon
                 s.push_str(&format!("export {}\n", shell_quote(e)));
             }
             DaemonConfig {
-                path: "/etc/conf.d/docker",
+                path: config_path(init),
                 contents: s,
             }
         }
     }
+}
+
+/// Where [`render`] puts the daemon's configuration for `init`.
+pub fn config_path(init: InitSystem) -> &'static str {
+    match init {
+        InitSystem::Systemd => "/etc/systemd/system/docker.service.d/10-docker-euca.conf",
+        InitSystem::SysV => "/etc/default/docker",
+        InitSystem::OpenRc => "/etc/conf.d/docker",
+    }
+}
+
+/// As root: restart (and enable) the daemon, then wait for its port. Exit status 92: the
+/// restart failed; 3: dockerd exited; 1: the port did not open within `timeout`.
+pub fn restart_and_wait(init: InitSystem, timeout: Duration) -> String {
+    format!(
+        "{{ {}; }} || exit 92\n{}",
+        restart_command(init, ""),
+        probe_script(DOCKER_PORT, timeout.as_secs().max(1), "")
+    )
 }
 
 /// Commands that enable the daemon at boot and restart it.
@@ -240,12 +259,7 @@ pub async fn install_and_restart(
     if reload_sshd {
         then.push(format!("{{ {SSHD_RELOAD}; }} >/dev/null 2>&1 || exit 91"));
     }
-    // Already root: the commands need no sudo.
-    then.push(format!(
-        "{{ {}; }} || exit 92",
-        restart_command(facts.init, "")
-    ));
-    then.push(probe_script(DOCKER_PORT, timeout.as_secs().max(1), ""));
+    then.push(restart_and_wait(facts.init, timeout));
     let out = session.write_files_then(files, &then.join("\n")).await?;
     let failed = |what: &str| {
         ProvisionError::Ssh(SshError::Command {

@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod detect;
 pub mod probe;
+pub mod upgrade;
 pub mod userdata;
 
 use std::time::Duration;

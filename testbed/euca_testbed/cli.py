@@ -545,10 +545,11 @@ def parser():
     cf.add_argument("--clock-skew", type=float, metavar="S",
                     help="the endpoint's clock runs S seconds ahead (negative: behind): Date headers and the "
                          "SigV4 15-minute check use now+S (default 0)")
-    cf.add_argument("--mirror", choices=["ok", "missing", "hang"],
+    cf.add_argument("--mirror", choices=["ok", "missing", "hang", "newer"],
                     help="the package mirror of the VMs the key's RunInstances/StartInstances boot: ok (the host's "
                          "packages), missing (no packages: installs fail at once), hang (no route: apt blocks "
-                         "--mirror-hang seconds, then fails) (default ok)")
+                         "--mirror-hang seconds, then fails), newer (a newer build, VERSION+testbed1, of every "
+                         "installed package: upgrades) (default ok)")
     cf.add_argument("--mirror-hang", type=float, metavar="S",
                     help="with --mirror hang: seconds each apt-get update/install blocks (default 120, at most 3600)")
     cf.add_argument("--json", action="store_true")

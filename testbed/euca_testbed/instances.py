@@ -41,7 +41,7 @@ class AddressPool:
                     return str(ip)
 
 
-MIRROR_MODES = ("ok", "missing", "hang")  # vm.py / vm_apt_shim.sh
+MIRROR_MODES = ("ok", "missing", "hang", "newer")  # vm.py / vm_apt_shim.sh
 MIRROR_HANG = 120.0
 TEXT_SETTINGS = ("mirror",)  # every other setting is seconds
 
@@ -52,7 +52,7 @@ class Config:
 
     clock_skew (seconds, may be negative) is read by the personality, not the fleet: how far its
     clock is ahead for requests signed by the key (Date headers, the SigV4 time check).
-    mirror (ok | missing | hang) and mirror_hang (seconds each apt run blocks with "hang") go to the
+    mirror (ok | missing | hang | newer) and mirror_hang (seconds each apt run blocks with "hang") go to the
     VMs the key's RunInstances/StartInstances boot, as boot_delay does.
     """
 

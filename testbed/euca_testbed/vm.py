@@ -108,7 +108,7 @@ VM_ENV = [
 ]
 HOLDER_START_TIMEOUT = 30
 BOOT_TIMEOUT = 900
-MIRROR_MODES = ("ok", "missing", "hang")
+MIRROR_MODES = ("ok", "missing", "hang", "newer")
 MIRROR_HANG = 120.0  # seconds each apt run blocks with mirror "hang" (unless the spec says otherwise)
 MIRROR_HANG_MAX = 3600.0
 MIRROR_FILE = "/etc/euca-testbed/mirror"  # in the VM (read-only); vm_apt_shim.sh reads it

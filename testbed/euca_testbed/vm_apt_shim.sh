@@ -10,6 +10,14 @@
 #   install PKG...                 -> success if every PKG is installed on the host (dpkg), nothing
 #                                     changes (no postinst runs: services are not enabled or started);
 #                                     otherwise "E: Unable to locate package PKG", exit 100, as apt does
+# newer: a reachable mirror that carries a newer build (VERSION+testbed1) of every package installed
+#   on the host (for `docker euca upgrade`):
+#   install PKG... (installed)     -> with -s/--simulate/--dry-run: "Inst PKG [OLD] (NEW …)", nothing
+#                                     changes; without: "Unpacking PKG (NEW) over (OLD)", and the VM's
+#                                     dpkg state (its own overlay) records NEW (no postinst runs,
+#                                     no file changes: /usr is the host's); a second run then says
+#                                     "already the newest version (NEW)"
+#   otherwise as ok
 # missing: a reachable mirror with no packages at all:
 #   update                         -> success
 #   install PKG...                 -> "E: Unable to locate package PKG" for every PKG, exit 100, at once
@@ -24,6 +32,8 @@
 # In every mode:
 #   upgrade/dist-upgrade/...       -> success, nothing to do
 #   remove/purge/anything else     -> error, exit 100 (the VM cannot change the shared /usr)
+#   install --only-upgrade PKG     -> "Skipping PKG, it is not installed …", exit 0, when PKG is not
+#                                     installed (as apt does)
 #   each run is logged to /var/log/euca-testbed-mirror.log ("start" and "end" lines with the mirror
 #   mode, the arguments, the exit code and the seconds it took), so a test can tell whether (and how
 #   long) anything in the VM asked for a package.
@@ -35,12 +45,16 @@ mode=ok
 hang=120
 if [ -r "$mirror_file" ]; then
     read -r m s _ < "$mirror_file" 2>/dev/null
-    case "$m" in ok|missing|hang) mode=$m ;; esac
+    case "$m" in ok|missing|hang|newer) mode=$m ;; esac
     case "$s" in ''|*[!0-9.]*) ;; *) hang=$s ;; esac
 fi
 cmd=
 pkgs=
 error_on_any=0
+simulate=0
+only_upgrade=0
+# What a "newer" mirror upgraded in this VM: "PKG VERSION" lines, in the VM's own dpkg overlay.
+upgraded=/var/lib/dpkg/euca-testbed-upgraded
 skip_next=
 for a in "$@"; do
     if [ -n "$skip_next" ]; then
@@ -52,6 +66,8 @@ for a in "$@"; do
         -o|--option) skip_next=o ;;
         -c|-t|--config-file|--target-release|--default-release) skip_next=1 ;;
         --error-on=any) error_on_any=1 ;;
+        -s|--simulate|--dry-run|--just-print|--no-act|--recon) simulate=1 ;;
+        --only-upgrade) only_upgrade=1 ;;
         -oAPT::Update::Error-Mode=any|--option=APT::Update::Error-Mode=any) error_on_any=1 ;;
         -*) ;;
         *) if [ -z "$cmd" ]; then cmd=$a; else pkgs="$pkgs $a"; fi ;;
@@ -123,6 +139,7 @@ case "$cmd" in
         missing=
         new=
         out=
+        upgrades=
         for p in $pkgs; do
             case "$p" in *-) continue ;; esac   # "pkg-" means remove in apt syntax: ignore
             want=
@@ -135,6 +152,12 @@ case "$cmd" in
             case "$st" in
                 "install ok installed "*)
                     ver=${st#install ok installed }
+                    up=$(sed -n "s/^$name //p" "$upgraded" 2>/dev/null | tail -n 1)
+                    [ -n "$up" ] && ver=$up
+                    if [ "$mode" = newer ] && [ -z "$up" ]; then
+                        upgrades="$upgrades $name=$ver"
+                        continue
+                    fi
                     if [ -n "$want" ] && [ "$want" != "$ver" ]; then
                         echo "E: Version '$want' for '$name' was not found" >&2
                         finish 100
@@ -142,7 +165,14 @@ case "$cmd" in
                     out="$out$name is already the newest version ($ver).
 "
                     ;;
-                *) missing="$missing $name" ;;
+                *)
+                    if [ "$only_upgrade" = 1 ]; then
+                        out="${out}Skipping $name, it is not installed and only upgrades are requested.
+"
+                    else
+                        missing="$missing $name"
+                    fi
+                    ;;
             esac
         done
         if [ -n "$missing" ]; then
@@ -169,6 +199,25 @@ case "$cmd" in
             finish 100
         fi
         printf '%s' "$out"
+        if [ -n "$upgrades" ]; then
+            n=0
+            for u in $upgrades; do n=$((n + 1)); done
+            [ "$simulate" = 1 ] || echo "The following packages will be upgraded:"
+            for u in $upgrades; do
+                name=${u%%=*} old=${u#*=}
+                new="$old+testbed1"
+                if [ "$simulate" = 1 ]; then
+                    echo "Inst $name [$old] ($new $host [amd64])"
+                else
+                    echo "Preparing to unpack .../${name}_${new}_amd64.deb ..."
+                    echo "Unpacking $name ($new) over ($old) ..."
+                    echo "$name $new" >> "$upgraded" || finish 100
+                    echo "Setting up $name ($new) ..."
+                fi
+            done
+            echo "$n upgraded, 0 newly installed, 0 to remove and 0 not upgraded."
+            finish 0
+        fi
         echo "0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded."
         finish 0
         ;;

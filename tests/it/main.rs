@@ -32,3 +32,4 @@ mod support;
 mod swarm;
 mod testbed_itself;
 mod tls_endpoint;
+mod upgrade;
