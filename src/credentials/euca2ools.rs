@@ -17,23 +17,35 @@ pub struct Imported {
 
 type Sections = BTreeMap<String, BTreeMap<String, String>>;
 
-/// Parses INI text: `[section]` headers, `key = value` lines, `#`/`;` comments.
-fn parse_ini(text: &str, into: &mut Sections) {
-    let mut current = String::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = name.split_whitespace().collect::<Vec<_>>().join(" ");
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            into.entry(current.clone())
-                .or_default()
-                .insert(k.trim().to_string(), v.trim().to_string());
+/// Parses INI text as euca2ools' Python `ConfigParser` does (rust-ini): `[section]` headers,
+/// `key = value` or `key: value`, `#`/`;` comment lines, indented continuation lines; no
+/// quotes or escapes taken out of values. Section names are kept with single spaces
+/// (`[region  x]` is `region x`).
+fn parse_ini(path: &Path, text: &str, into: &mut Sections) -> std::io::Result<()> {
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: true,
+        ..Default::default()
+    };
+    let parsed = ini::Ini::load_from_str_opt(text, options).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    for (section, properties) in parsed.iter() {
+        let name = section
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let entry = into.entry(name).or_default();
+        for (k, v) in properties.iter() {
+            entry.insert(k.trim().to_string(), v.trim().to_string());
         }
     }
+    Ok(())
 }
 
 /// Reads every `*.ini` in `dir` (or one file) and picks the region asked for, else
@@ -47,10 +59,10 @@ pub fn from_ini(path: &Path, region: Option<&str>) -> std::io::Result<Option<Imp
             .collect();
         files.sort();
         for f in files {
-            parse_ini(&std::fs::read_to_string(f)?, &mut sections);
+            parse_ini(&f, &std::fs::read_to_string(&f)?, &mut sections)?;
         }
     } else if path.exists() {
-        parse_ini(&std::fs::read_to_string(path)?, &mut sections);
+        parse_ini(path, &std::fs::read_to_string(path)?, &mut sections)?;
     }
     Ok(pick(&sections, region))
 }
@@ -162,6 +174,27 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn ini_reads_what_configparser_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.ini");
+        // `key: value`, comments, quotes and backslashes kept as they are.
+        std::fs::write(
+            &file,
+            "; euca2ools\n[region  east]\nec2-url: https://ec2.east.example/\nuser = carol\n\n\
+             # carol's keys\n[user carol]\nkey-id : AKIA3\nsecret-key = a\\b\"c'\n",
+        )
+        .unwrap();
+        let got = from_ini(&file, Some("east")).unwrap().unwrap();
+        assert_eq!(got.endpoint.as_deref(), Some("https://ec2.east.example/"));
+        assert_eq!(got.access_key_id.as_deref(), Some("AKIA3"));
+        assert_eq!(got.secret_access_key.unwrap().expose(), "a\\b\"c'");
+        // A line that is neither: the file is refused, named.
+        std::fs::write(&file, "[user x]\nkey-id AKIA\n").unwrap();
+        let err = from_ini(&file, None).unwrap_err();
+        assert!(err.to_string().contains("x.ini"), "{err}");
     }
 
     #[test]
