@@ -30,6 +30,7 @@ mod secrets_scan;
 mod store_concurrency;
 mod support;
 mod swarm;
+mod terminal_output;
 mod testbed_itself;
 mod tls_endpoint;
 mod upgrade;
