@@ -7,12 +7,12 @@
 //! - [`cli`] and [`commands`]: the clap tree; one small module per command that reads options,
 //!   calls an operation and renders its result. Nothing below `commands` knows clap.
 //! - [`ops`]: one operation per command (`ops::create` for `create`, …) with typed options.
-//! - The layers operations are made of, one job each: [`cloud`] (EC2 in the Eucalyptus dialect),
+//! - The layers operations are made of, one job each: [`cloud`] (EC2 in the Eucalyptus or the AWS dialect),
 //!   [`credentials`] (keyring, profiles, the resolution chain), [`store`] (machine records),
 //!   [`ssh`] (pinned sessions), [`provision`] (what runs on the host), [`tls`] (certificates),
 //!   [`context`] (docker's context store and `config.json`), [`engine`] (the daemon over mTLS).
 //! - [`doctor`]: read-only checks across those layers (`doctor`), one line per check.
-//! - Shared leaves: [`names`], [`secret`], [`fsutil`], [`progress`], [`template`], [`shellenv`],
+//! - Shared leaves: [`names`], [`dialect`], [`secret`], [`fsutil`], [`progress`], [`template`], [`shellenv`],
 //!   [`report`] (how errors reach the user).
 
 pub mod cli;
@@ -21,6 +21,7 @@ pub mod commands;
 pub mod context;
 pub mod crash;
 pub mod credentials;
+pub mod dialect;
 pub mod dmachine;
 pub mod doctor;
 pub mod engine;

@@ -152,7 +152,9 @@ impl CloudError {
             }
             (_, c) if c.starts_with("InvalidAMIID") => "check --image: `euca-describe-images` lists the images you may use".into(),
             (_, "InvalidParameterValue") if self.to_string().contains("Failed to bind") => {
-                "the cloud rejected a parameter it does not know; please report this".into()
+                "this cloud's EC2 does not take a parameter that was sent: with --dialect aws on a \
+                 Eucalyptus cloud, leave --dialect out (auto picks eucalyptus); otherwise please report this"
+                    .into()
             }
             (_, "InvalidParameterValue") if self.to_string().contains("InstanceType") => {
                 "check --instance-type: `euca-describe-instance-types` lists the types this cloud offers".into()
@@ -180,6 +182,20 @@ impl CloudError {
     }
 }
 
+/// A cloud's message on one line: Eucalyptus lists the fields its binding refused one per
+/// line ("Failed to bind the following fields:\nA = 1\nB = 2"); they follow the first line
+/// here, separated by commas.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() {
+        first
+    } else {
+        format!("{first} {}", rest.join(", "))
+    }
+}
+
 /// Turns an SDK error into a [`CloudError`] naming the action. An error answer with an EC2 code
 /// keeps it (callers match on it); one without a code is not EC2 talking, so the message says
 /// what did answer instead of the SDK's bare "unhandled error".
@@ -199,10 +215,11 @@ where
                 Some(code) => CloudError::Api {
                     action,
                     code: Some(code.to_string()),
-                    message: e
-                        .message()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| e.to_string()),
+                    message: one_line(
+                        &e.message()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| e.to_string()),
+                    ),
                 },
                 None => not_ec2(action, endpoint, service.raw()),
             }
@@ -453,5 +470,20 @@ mod not_ec2_tests {
             answer_summary(b"<title>unterminated").as_deref(),
             Some("unterminated")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_multi_line_message_is_shown_on_one_line() {
+        assert_eq!(
+            super::one_line(
+                "Failed to bind the following fields:\nTagSpecification.1.ResourceType = instance\nMetadataOptions.HttpTokens = required\n"
+            ),
+            "Failed to bind the following fields: TagSpecification.1.ResourceType = instance, \
+             MetadataOptions.HttpTokens = required"
+        );
+        assert_eq!(super::one_line("  one line  "), "one line");
     }
 }

@@ -4,12 +4,14 @@
 //! Knows nothing about Docker.
 
 mod address;
+mod aws_launch;
 mod error;
 mod inventory;
 mod ownership;
 mod probe;
 
 pub use address::usable_address;
+pub use aws_launch::{AwsLaunch, InstanceMetadata, RootVolume};
 pub use error::CloudError;
 pub use inventory::{Inventory, InventoryInstance, KEY_PAIR_PREFIX};
 pub use ownership::{MACHINE_TAG, Ownership, STORE_TAG, Verdict};
@@ -24,7 +26,7 @@ use aws_sdk_ec2::{
 };
 use aws_smithy_http_client::tls;
 
-use crate::credentials::CloudTarget;
+use crate::{credentials::CloudTarget, dialect::Dialect};
 use error::from_sdk;
 
 /// How long an instance may still be shown `stopped` after StartInstances before the waiter
@@ -67,6 +69,8 @@ impl Default for PollSchedule {
 pub struct Ec2 {
     client: Client,
     endpoint: String,
+    /// Which parameters requests may carry (see [`crate::dialect`]).
+    dialect: Dialect,
 }
 
 /// What DescribeInstances says about one instance.
@@ -136,6 +140,8 @@ pub struct LaunchSpec {
     pub client_token: String,
     /// How many instances, all or nothing (`MinCount = MaxCount`); 0 is taken as 1.
     pub count: u32,
+    /// The AWS dialect's parameters; `None` in Eucalyptus's, whose binding refuses them all.
+    pub aws: Option<AwsLaunch>,
 }
 
 /// One instance of a RunInstances answer.
@@ -262,7 +268,13 @@ impl Ec2 {
         Ok(Ec2 {
             client: Client::from_conf(config),
             endpoint: target.endpoint.clone(),
+            dialect: target.dialect,
         })
+    }
+
+    /// The dialect this client's requests are built in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The underlying SDK client, for calls this layer does not wrap (tests, diagnostics).
@@ -517,44 +529,8 @@ impl Ec2 {
     /// Launches one instance; returns its id. Tags go on separately (see module docs).
     /// Launches `spec.count` instances in one call (all or nothing), each with its launch index.
     pub async fn run_instances(&self, spec: &LaunchSpec) -> Result<Vec<Launched>, CloudError> {
-        use aws_sdk_ec2::types::{
-            BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, Placement,
-        };
-        let mut req = self
-            .client
-            .run_instances()
-            .image_id(&spec.image_id)
-            .instance_type(spec.instance_type.as_str().into())
-            .min_count(spec.count.max(1) as i32)
-            .max_count(spec.count.max(1) as i32)
-            .client_token(&spec.client_token)
-            .set_security_group_ids(
-                (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
-            )
-            .set_key_name(spec.key_name.clone())
-            .set_user_data(spec.user_data_b64.clone())
-            .set_subnet_id(spec.subnet_id.clone());
-        if let Some(zone) = &spec.zone {
-            req = req.placement(Placement::builder().availability_zone(zone).build());
-        }
-        if let Some(size) = spec.root_size_gib {
-            req = req.block_device_mappings(
-                BlockDeviceMapping::builder()
-                    .device_name(spec.root_device_name.as_deref().unwrap_or("/dev/sda1"))
-                    .ebs(EbsBlockDevice::builder().volume_size(size).build())
-                    .build(),
-            );
-        }
-        if let Some(profile) = &spec.iam_instance_profile {
-            let p = IamInstanceProfileSpecification::builder();
-            let p = if profile.starts_with("arn:") {
-                p.arn(profile)
-            } else {
-                p.name(profile)
-            };
-            req = req.iam_instance_profile(p.build());
-        }
-        let out = req
+        let out = self
+            .run_instances_request(spec)?
             .send()
             .await
             .map_err(|e| from_sdk("RunInstances", &self.endpoint, e))?;
@@ -584,6 +560,68 @@ impl Ec2 {
             });
         }
         Ok(launched)
+    }
+
+    /// The RunInstances request for `spec`, in this client's dialect: AWS-only parameters are
+    /// refused here, before anything is sent, if a Eucalyptus client is given them.
+    fn run_instances_request(
+        &self,
+        spec: &LaunchSpec,
+    ) -> Result<
+        aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
+        CloudError,
+    > {
+        use aws_sdk_ec2::types::{
+            BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, Placement,
+        };
+        let mut req = self
+            .client
+            .run_instances()
+            .image_id(&spec.image_id)
+            .instance_type(spec.instance_type.as_str().into())
+            .min_count(spec.count.max(1) as i32)
+            .max_count(spec.count.max(1) as i32)
+            .client_token(&spec.client_token)
+            .set_security_group_ids(
+                (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
+            )
+            .set_key_name(spec.key_name.clone())
+            .set_user_data(spec.user_data_b64.clone())
+            .set_subnet_id(spec.subnet_id.clone());
+        if let Some(zone) = &spec.zone {
+            req = req.placement(Placement::builder().availability_zone(zone).build());
+        }
+        let root_device = spec.root_device_name.as_deref().unwrap_or("/dev/sda1");
+        match (&spec.aws, self.dialect) {
+            (Some(aws), Dialect::Aws) => req = aws.apply(req, root_device, spec.root_size_gib),
+            (Some(_), Dialect::Eucalyptus) => {
+                return Err(CloudError::Api {
+                    action: "RunInstances",
+                    code: None,
+                    message: "AWS-dialect parameters for a Eucalyptus cloud (not sent)".into(),
+                });
+            }
+            (None, _) => {
+                if let Some(size) = spec.root_size_gib {
+                    req = req.block_device_mappings(
+                        BlockDeviceMapping::builder()
+                            .device_name(root_device)
+                            .ebs(EbsBlockDevice::builder().volume_size(size).build())
+                            .build(),
+                    );
+                }
+            }
+        }
+        if let Some(profile) = &spec.iam_instance_profile {
+            let p = IamInstanceProfileSpecification::builder();
+            let p = if profile.starts_with("arn:") {
+                p.arn(profile)
+            } else {
+                p.name(profile)
+            };
+            req = req.iam_instance_profile(p.build());
+        }
+        Ok(req)
     }
 
     /// Launches one instance (see [`Ec2::run_instances`]).
@@ -1078,6 +1116,149 @@ fn instance_info(i: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client of `dialect` (building it dials nothing).
+    fn client(dialect: Dialect) -> Ec2 {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ec2::connect(&CloudTarget {
+            endpoint: "http://127.0.0.1:1/".into(),
+            region: "r".into(),
+            keys: crate::credentials::AccessKeys {
+                access_key_id: "AKIA".into(),
+                secret_access_key: crate::secret::Secret::new("s".into()),
+                session_token: None,
+            },
+            profile: "p".into(),
+            ca_bundle: None,
+            keys_source: "test".into(),
+            dialect,
+        })
+        .unwrap()
+    }
+
+    fn aws_launch() -> AwsLaunch {
+        AwsLaunch {
+            tags: vec![("docker-euca:store".into(), "s1".into())],
+            metadata: InstanceMetadata::default(),
+            root_volume: RootVolume::default(),
+        }
+    }
+
+    #[test]
+    fn the_eucalyptus_dialect_sends_none_of_the_aws_only_parameters() {
+        let spec = LaunchSpec {
+            image_id: "emi-1".into(),
+            root_size_gib: Some(20),
+            ..Default::default()
+        };
+        let req = client(Dialect::Eucalyptus)
+            .run_instances_request(&spec)
+            .unwrap();
+        let input = req.as_input();
+        assert!(input.get_tag_specifications().is_none());
+        assert!(input.get_metadata_options().is_none());
+        assert!(input.get_instance_market_options().is_none());
+        let ebs = input.get_block_device_mappings().as_ref().unwrap()[0]
+            .ebs()
+            .unwrap()
+            .clone();
+        assert_eq!(ebs.volume_size(), Some(20));
+        assert_eq!(
+            (ebs.volume_type(), ebs.encrypted(), ebs.kms_key_id()),
+            (None, None, None),
+            "only the size, which 4.4 binds"
+        );
+        // AWS-only parameters given to a Eucalyptus client are refused, not sent.
+        let aws = LaunchSpec {
+            aws: Some(aws_launch()),
+            ..spec
+        };
+        assert!(
+            client(Dialect::Eucalyptus)
+                .run_instances_request(&aws)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_aws_dialect_tags_at_launch_requires_imdsv2_and_encrypts_a_gp3_root() {
+        use aws_sdk_ec2::types::{HttpTokensState, ResourceType, VolumeType};
+        let spec = LaunchSpec {
+            image_id: "ami-1".into(),
+            root_device_name: Some("/dev/xvda".into()),
+            aws: Some(aws_launch()),
+            ..Default::default()
+        };
+        let req = client(Dialect::Aws).run_instances_request(&spec).unwrap();
+        let input = req.as_input();
+        let specs = input.get_tag_specifications().as_ref().unwrap();
+        let kinds: Vec<_> = specs
+            .iter()
+            .filter_map(|s| s.resource_type().cloned())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ResourceType::Instance,
+                ResourceType::Volume,
+                ResourceType::NetworkInterface
+            ]
+        );
+        for s in specs {
+            assert_eq!(s.tags()[0].key(), Some("docker-euca:store"));
+        }
+        let md = input.get_metadata_options().as_ref().unwrap();
+        assert_eq!(md.http_tokens(), Some(&HttpTokensState::Required));
+        assert_eq!(md.http_put_response_hop_limit(), Some(1));
+        let mapping = &input.get_block_device_mappings().as_ref().unwrap()[0];
+        assert_eq!(
+            mapping.device_name(),
+            Some("/dev/xvda"),
+            "the image's root device"
+        );
+        let ebs = mapping.ebs().unwrap();
+        assert_eq!(ebs.volume_type(), Some(&VolumeType::Gp3));
+        assert_eq!(ebs.encrypted(), Some(true));
+        assert_eq!(
+            ebs.volume_size(),
+            None,
+            "the image's size unless --root-size"
+        );
+        // Relaxed as asked.
+        let relaxed = LaunchSpec {
+            aws: Some(AwsLaunch {
+                metadata: InstanceMetadata {
+                    tokens_required: false,
+                    hop_limit: 2,
+                },
+                root_volume: RootVolume {
+                    volume_type: "io2".into(),
+                    iops: Some(4000),
+                    encrypted: true,
+                    kms_key_id: Some("alias/k".into()),
+                    ..RootVolume::default()
+                },
+                ..aws_launch()
+            }),
+            ..spec
+        };
+        let req = client(Dialect::Aws)
+            .run_instances_request(&relaxed)
+            .unwrap();
+        let input = req.as_input();
+        let md = input.get_metadata_options().as_ref().unwrap();
+        assert_eq!(md.http_tokens(), Some(&HttpTokensState::Optional));
+        assert_eq!(md.http_put_response_hop_limit(), Some(2));
+        let ebs = input.get_block_device_mappings().as_ref().unwrap()[0]
+            .ebs()
+            .unwrap()
+            .clone();
+        assert_eq!(ebs.volume_type(), Some(&VolumeType::Io2));
+        assert_eq!(
+            (ebs.iops(), ebs.kms_key_id()),
+            (Some(4000), Some("alias/k"))
+        );
+    }
 
     #[test]
     fn polls_back_off_to_a_cap_so_a_long_boot_costs_few_calls() {

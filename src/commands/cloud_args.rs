@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::credentials::CloudFlags;
+use crate::{credentials::CloudFlags, dialect::DialectChoice};
 
 #[derive(Debug, Clone, Args)]
 pub struct CloudArgs {
@@ -20,6 +20,28 @@ pub struct CloudArgs {
     /// Extra CA certificates (PEM) to trust for the endpoint
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+    /// The cloud's EC2 dialect [default: the profile's, else auto: aws for an AWS region name
+    /// or an amazonaws.com endpoint, eucalyptus otherwise]
+    #[arg(long, value_name = "DIALECT")]
+    pub dialect: Option<DialectArg>,
+}
+
+/// `--dialect`'s values (clap's side of [`DialectChoice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialectArg {
+    Auto,
+    Eucalyptus,
+    Aws,
+}
+
+impl From<DialectArg> for DialectChoice {
+    fn from(d: DialectArg) -> DialectChoice {
+        match d {
+            DialectArg::Auto => DialectChoice::Auto,
+            DialectArg::Eucalyptus => DialectChoice::Eucalyptus,
+            DialectArg::Aws => DialectChoice::Aws,
+        }
+    }
 }
 
 impl From<CloudArgs> for CloudFlags {
@@ -29,6 +51,7 @@ impl From<CloudArgs> for CloudFlags {
             region: a.region,
             profile: a.profile,
             ca_bundle: a.ca_bundle,
+            dialect: a.dialect.map(Into::into),
         }
     }
 }

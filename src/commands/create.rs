@@ -174,6 +174,27 @@ pub struct CreateArgs {
     /// Role of machines joining an existing cluster
     #[arg(help_heading = "Swarm", long, value_name = "manager|worker", default_value = "worker", requires = "swarm", value_parser = ["manager", "worker"])]
     swarm_role: String,
+    /// Instance metadata tokens: required (IMDSv2 only) or optional [default: required]
+    #[arg(help_heading = "AWS dialect", long, value_name = "required|optional", value_parser = ["required", "optional"])]
+    metadata_http_tokens: Option<String>,
+    /// Network hops the instance metadata's answers may travel [default: 1, not into containers]
+    #[arg(help_heading = "AWS dialect", long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=64))]
+    metadata_hop_limit: Option<i32>,
+    /// The root volume's EBS type [default: gp3]
+    #[arg(help_heading = "AWS dialect", long, value_name = "TYPE", value_parser = ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"])]
+    root_volume_type: Option<String>,
+    /// Provisioned IOPS of the root volume (gp3, io1, io2)
+    #[arg(help_heading = "AWS dialect", long, value_name = "IOPS", value_parser = clap::value_parser!(i32).range(100..))]
+    root_iops: Option<i32>,
+    /// Throughput of a gp3 root volume, in MiB/s
+    #[arg(help_heading = "AWS dialect", long, value_name = "MIBS", value_parser = clap::value_parser!(i32).range(125..=2000))]
+    root_throughput: Option<i32>,
+    /// Encrypt the root volume; --root-encrypted=false opts out [default: true]
+    #[arg(help_heading = "AWS dialect", long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    root_encrypted: Option<bool>,
+    /// The KMS key that encrypts the root volume: id, ARN or alias/NAME [default: EBS's]
+    #[arg(help_heading = "AWS dialect", long, value_name = "KEY")]
+    kms_key_id: Option<String>,
 }
 
 /// SSH set-ups at once: each is mostly waiting on the network, so a few per core.
@@ -299,6 +320,15 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             managers: args.swarm_managers.map(|k| k as usize),
             join_as_manager: args.swarm_role == "manager",
         }),
+        aws: ops::aws_options::AwsOptions {
+            metadata_tokens_required: args.metadata_http_tokens.map(|t| t == "required"),
+            metadata_hop_limit: args.metadata_hop_limit,
+            root_volume_type: args.root_volume_type,
+            root_iops: args.root_iops,
+            root_throughput: args.root_throughput,
+            root_encrypted: args.root_encrypted,
+            kms_key_id: args.kms_key_id,
+        },
         cloud: args.cloud.into(),
         image: args.image,
         instance_type: args.instance_type,

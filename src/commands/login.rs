@@ -50,6 +50,10 @@ pub struct LoginArgs {
     /// create admits only this machine's own address)
     #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = super::cloud_args::parse_cidr)]
     allow_cidrs: Vec<String>,
+    /// The cloud's EC2 dialect, kept in the profile (auto: aws for an AWS region name or an
+    /// amazonaws.com endpoint, eucalyptus otherwise)
+    #[arg(long, value_name = "DIALECT", default_value = "auto")]
+    dialect: super::cloud_args::DialectArg,
 }
 
 pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
@@ -63,6 +67,7 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         from_euca2ools: args.from_euca2ools,
         from_eucarc: args.from_eucarc,
         allow_cidrs: args.allow_cidrs,
+        dialect: args.dialect.into(),
     };
     if let Some(secret) = args.secret_key {
         eprintln!("WARNING! Using --secret-key via the CLI is insecure. Use --secret-key-stdin.");
@@ -98,10 +103,11 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "Login succeeded: profile {:?}, {} (region {}), {} zone(s); secret stored in the {}",
+        "Login succeeded: profile {:?}, {} (region {}, {} dialect), {} zone(s); secret stored in the {}",
         outcome.profile,
         outcome.endpoint,
         outcome.region,
+        outcome.dialect,
         outcome.zones.len(),
         outcome.backend.describe()
     );
@@ -201,6 +207,8 @@ struct ProfileRow {
     default_image: String,
     #[serde(rename = "AllowCIDRs")]
     allow_cidrs: Vec<String>,
+    /// As given at login: auto, eucalyptus or aws.
+    dialect: String,
 }
 
 pub fn profiles(ctx: &Ctx, args: ProfilesArgs) -> anyhow::Result<()> {
@@ -225,6 +233,7 @@ pub fn profiles(ctx: &Ctx, args: ProfilesArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             default_image: p.default_image.unwrap_or_default(),
             allow_cidrs: p.allow_cidrs,
+            dialect: p.dialect.to_string(),
         })
         .collect();
     if let Some(out) = format.render(&rows, &ProfileRow::default())? {

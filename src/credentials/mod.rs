@@ -1,7 +1,7 @@
 //! Cloud credentials: profiles whose secret lives in the OS keyring, and the resolution chain
 //! every command uses:
 //!
-//! 1. flags (`--endpoint`, `--region`, `--profile`, `--ca-bundle`);
+//! 1. flags (`--endpoint`, `--region`, `--profile`, `--ca-bundle`, `--dialect`);
 //! 2. environment: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, euca2ools 2's
 //!    `EC2_ACCESS_KEY`/`EC2_SECRET_KEY`, `EC2_URL` (also `REGION::URL`), `AWS_ENDPOINT_URL_EC2`,
 //!    `AWS_REGION`/`AWS_DEFAULT_REGION`, `EUCA_DEFAULT_REGION`;
@@ -17,6 +17,7 @@ pub mod profiles;
 
 use std::path::PathBuf;
 
+use crate::dialect::{Dialect, DialectChoice};
 use crate::secret::Secret;
 pub use keyring::{Backend, Keyring, KeyringError};
 pub use profiles::{Profile, Profiles};
@@ -44,6 +45,8 @@ pub struct CloudTarget {
     pub ca_bundle: Option<PathBuf>,
     /// Where the keys came from, for `-D` output: "flags", "environment", "profile NAME", …
     pub keys_source: String,
+    /// The EC2 dialect requests are built in (`--dialect`, the profile's, else `auto`).
+    pub dialect: Dialect,
 }
 
 /// The cloud flags shared by every command that talks to the cloud.
@@ -53,6 +56,7 @@ pub struct CloudFlags {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub ca_bundle: Option<PathBuf>,
+    pub dialect: Option<DialectChoice>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +239,11 @@ pub fn resolve(
         .ca_bundle
         .clone()
         .or_else(|| profile.as_ref().and_then(|p| p.ca_bundle.clone()));
+    let dialect = flags
+        .dialect
+        .or_else(|| profile.as_ref().map(|p| p.dialect))
+        .unwrap_or_default()
+        .resolve(&region, &endpoint);
     Ok(CloudTarget {
         endpoint,
         region,
@@ -242,6 +251,7 @@ pub fn resolve(
         profile: profile_name,
         ca_bundle,
         keys_source,
+        dialect,
     })
 }
 
@@ -302,6 +312,38 @@ mod tests {
                 euca2ools: euca.then_some(ini),
             },
         )
+    }
+
+    #[test]
+    fn the_dialect_comes_from_the_flag_then_the_profile_then_the_region_and_endpoint() {
+        let fx = fixture();
+        let dialect = |flags: CloudFlags, env: &[(&str, &str)]| {
+            resolve_with(&fx, flags, env, false).unwrap().dialect
+        };
+        assert_eq!(dialect(CloudFlags::default(), &[]), Dialect::Eucalyptus);
+        // An AWS region name, whatever the endpoint.
+        assert_eq!(
+            dialect(CloudFlags::default(), &[("AWS_REGION", "us-east-1")]),
+            Dialect::Aws
+        );
+        let aws = CloudFlags {
+            dialect: Some(DialectChoice::Aws),
+            ..Default::default()
+        };
+        assert_eq!(dialect(aws, &[]), Dialect::Aws);
+        // The profile's, when the flag does not say.
+        let mut p = fx.profiles.get("default").unwrap().unwrap();
+        p.dialect = DialectChoice::Aws;
+        fx.profiles.set("default", Some(p)).unwrap();
+        assert_eq!(dialect(CloudFlags::default(), &[]), Dialect::Aws);
+        let euca = CloudFlags {
+            dialect: Some(DialectChoice::Eucalyptus),
+            ..Default::default()
+        };
+        assert_eq!(
+            dialect(euca, &[("AWS_REGION", "us-east-1")]),
+            Dialect::Eucalyptus
+        );
     }
 
     #[test]

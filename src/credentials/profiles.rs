@@ -9,7 +9,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{self, LockFile, PRIVATE_FILE};
+use crate::{
+    dialect::DialectChoice,
+    fsutil::{self, LockFile, PRIVATE_FILE},
+};
 
 const SCHEMA_VERSION: u32 = 1;
 
@@ -27,6 +30,9 @@ pub struct Profile {
     /// own address).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_cidrs: Vec<String>,
+    /// The cloud's EC2 dialect as `login --dialect` gave it (`auto` is not written).
+    #[serde(default, skip_serializing_if = "DialectChoice::is_auto")]
+    pub dialect: DialectChoice,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -97,6 +97,8 @@ pub struct CreateOptions {
     pub fleet_label: Option<String>,
     /// `--swarm CLUSTER`: the machines form (or join) a Docker Swarm cluster.
     pub swarm: Option<swarm::SwarmPlan>,
+    /// The AWS dialect's launch options (refused on a Eucalyptus cloud).
+    pub aws: super::aws_options::AwsOptions,
 }
 
 #[derive(Debug)]
@@ -141,6 +143,7 @@ pub async fn create(
     refuse_taken_contexts(docker_config, &opts)?;
     let target = super::cloud_target::resolve(docker_config, &opts.cloud, None).await?;
     let ec2 = Ec2::connect(&target)?;
+    super::aws_options::check(&opts.aws, &target)?;
     let image = find_image(docker_config, &ec2, &opts, &target).await?;
     check_zone(&ec2, &opts).await?;
     let subnet_vpc = find_subnet_vpc(&ec2, &opts).await?;
@@ -528,6 +531,7 @@ fn new_record(
     c.endpoint = Some(target.endpoint.clone());
     c.region = Some(target.region.clone());
     c.profile = Some(target.profile.clone());
+    c.dialect = Some(target.dialect);
     c.access_key_id = Some(target.keys.access_key_id.clone());
     c.ca_bundle = target.ca_bundle.as_ref().map(|p| {
         std::path::absolute(p)
@@ -1102,6 +1106,15 @@ impl Job<'_> {
             iam_instance_profile: opts.iam_instance_profile.clone(),
             client_token: format!("docker-euca-{}-{:016x}", self.label, rand::random::<u64>()),
             count: self.members.len() as u32,
+            aws: super::aws_options::launch(
+                &opts.aws,
+                self.ec2.dialect(),
+                &self.group_owner,
+                match self.members.as_slice() {
+                    [only] => Some(&only.owner),
+                    _ => None,
+                },
+            ),
         }
     }
 

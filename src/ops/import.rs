@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::{machine, setup, teardown};
+use crate::dialect::DialectChoice;
 use crate::{
     cloud::{Ec2, InstanceInfo, MACHINE_TAG, Ownership, STORE_TAG, Verdict, usable_address},
     context::TlsFiles,
@@ -249,6 +250,7 @@ async fn credentials_for(
             profile: profile_name,
             ca_bundle: profile.ca_bundle.clone(),
             keys_source: format!("docker-machine ({})", host.config_path.display()),
+            dialect: DialectChoice::Auto.resolve(&host.region, &host.endpoint),
         },
         new_profile: Some(profile),
     })
@@ -288,6 +290,7 @@ async fn existing_profile(
             profile: name.to_string(),
             ca_bundle: opts.ca_bundle.clone().or(profile.ca_bundle.clone()),
             keys_source: format!("profile {name}"),
+            dialect: profile.dialect.resolve(&profile.region, &profile.endpoint),
         },
         new_profile: None,
     })
@@ -450,6 +453,7 @@ impl Job<'_> {
         c.endpoint = Some(target.endpoint.clone());
         c.region = Some(target.region.clone());
         c.profile = Some(target.profile.clone());
+        c.dialect = Some(target.dialect);
         c.access_key_id = Some(target.keys.access_key_id.clone());
         c.ca_bundle = target.ca_bundle.as_ref().map(|p| p.display().to_string());
         c.image_id = instance.image_id.clone().or(host.image.clone());

@@ -11,6 +11,7 @@ use crate::{
         AccessKeys, Backend, CloudTarget, DEFAULT_REGION, Keyring, Profile, Profiles, euca2ools,
         split_region_url,
     },
+    dialect::{Dialect, DialectChoice},
     report::Hinted,
     secret::Secret,
 };
@@ -28,6 +29,8 @@ pub struct LoginOptions {
     pub from_eucarc: Option<PathBuf>,
     /// Default `--allow-cidr`s for creates with this profile (kept from before when empty).
     pub allow_cidrs: Vec<String>,
+    /// `--dialect`, kept in the profile.
+    pub dialect: DialectChoice,
 }
 
 #[derive(Debug)]
@@ -35,6 +38,7 @@ pub struct LoginOutcome {
     pub profile: String,
     pub endpoint: String,
     pub region: String,
+    pub dialect: Dialect,
     pub backend: Backend,
     pub zones: Vec<String>,
 }
@@ -105,6 +109,7 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
         profile: opts.profile.clone(),
         ca_bundle: opts.ca_bundle.clone(),
         keys_source: "login".into(),
+        dialect: opts.dialect.resolve(&region, &endpoint),
     };
     let ec2 = Ec2::connect(&target)?;
     let zones = ec2.check_access().await.map_err(|e| {
@@ -123,6 +128,7 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
         .clone()
         .map(|p| std::path::absolute(&p).unwrap_or(p));
     let allow_cidrs = opts.allow_cidrs.clone();
+    let dialect = opts.dialect;
     let backend = tokio::task::spawn_blocking(move || -> anyhow::Result<Backend> {
         let keyring = Keyring::open()?;
         keyring.set(&profile_name, &secret)?;
@@ -143,6 +149,7 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
                 } else {
                     allow_cidrs
                 },
+                dialect,
             }),
         )?;
         Ok(keyring.backend)
@@ -152,6 +159,7 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
         profile: opts.profile,
         endpoint: target.endpoint,
         region: target.region,
+        dialect: target.dialect,
         backend,
         zones,
     })

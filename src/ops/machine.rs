@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use crate::{
     cloud::{Ec2, Ownership},
     credentials::{CloudFlags, split_region_url},
+    dialect::{Dialect, DialectChoice},
     names::MachineName,
     report::Hinted,
     ssh::{Session, SshTarget},
@@ -25,6 +26,7 @@ pub struct CloudKey {
     /// kept: then any identity is accepted, as before).
     pub access_key_id: Option<String>,
     pub ca_bundle: Option<String>,
+    pub dialect: Option<Dialect>,
 }
 
 impl CloudKey {
@@ -35,6 +37,7 @@ impl CloudKey {
             profile: record.cloud.profile.clone(),
             access_key_id: record.cloud.access_key_id.clone(),
             ca_bundle: record.cloud.ca_bundle.clone(),
+            dialect: record.cloud.dialect,
         }
     }
 }
@@ -79,6 +82,15 @@ pub fn check_flags(key: &CloudKey, flags: &CloudFlags) -> Result<(), Hinted> {
     {
         return Err(other_region(own, given));
     }
+    if let (Some(given), Some(own)) = (flags.dialect, key.dialect)
+        && !given.is_auto()
+        && given != DialectChoice::from(own)
+    {
+        return Err(Hinted::new(
+            format!("the machine was made in the {own} dialect, not the {given} one"),
+            "leave out --dialect: a machine is always handled in the dialect it was made in",
+        ));
+    }
     Ok(())
 }
 
@@ -118,6 +130,8 @@ pub fn machine_flags(key: &CloudKey, flags: &CloudFlags) -> CloudFlags {
             .ca_bundle
             .clone()
             .or_else(|| key.ca_bundle.clone().map(Into::into)),
+        // A record older than dialects was made in Eucalyptus's.
+        dialect: Some(key.dialect.unwrap_or(Dialect::Eucalyptus).into()),
     }
 }
 
@@ -291,7 +305,34 @@ mod tests {
             profile: Some("default".into()),
             access_key_id: Some("AKIOWN".into()),
             ca_bundle: None,
+            dialect: None,
         }
+    }
+
+    #[test]
+    fn a_machine_keeps_its_dialect_and_older_records_are_eucalyptus() {
+        let aws = CloudKey {
+            dialect: Some(Dialect::Aws),
+            ..key()
+        };
+        let flags = machine_flags(&aws, &CloudFlags::default());
+        assert_eq!(flags.dialect, Some(DialectChoice::Aws));
+        let old = machine_flags(&key(), &CloudFlags::default());
+        assert_eq!(old.dialect, Some(DialectChoice::Eucalyptus));
+        let other = CloudFlags {
+            dialect: Some(DialectChoice::Eucalyptus),
+            ..Default::default()
+        };
+        let err = check_flags(&aws, &other).unwrap_err();
+        assert_eq!(
+            err.message,
+            "the machine was made in the aws dialect, not the eucalyptus one"
+        );
+        let auto = CloudFlags {
+            dialect: Some(DialectChoice::Auto),
+            ..Default::default()
+        };
+        assert!(check_flags(&aws, &auto).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Operations: what a command does, with typed inputs (`<Verb>Options`) and no clap. Each
 //! command module is a thin wrapper around one of these.
 
+pub mod aws_options;
 pub mod certs;
 pub mod cloud_target;
 pub mod create;

@@ -24,6 +24,10 @@ pub enum MachineState {
 pub struct CloudRecord {
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// The EC2 dialect the machine was made in; absent in records older than dialects
+    /// (Eucalyptus, then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<crate::dialect::Dialect>,
     /// Credential profile name; the keys themselves stay in the OS keyring.
     pub profile: Option<String>,
     /// The access key id the machine was made with (not a secret): commands on the machine

@@ -343,6 +343,24 @@ const CASES: &[Case] = &[
         &["create", "web1", "--image", "{image}", "--user-data", "{files}/missing"],
         "cannot read --user-data",
     ),
+    // The testbed is a Eucalyptus cloud: AWS-only launch options are refused before any call
+    // that makes something, naming the flags.
+    refused(
+        &["create", "web1", "--image", "{image}", "--root-volume-type", "gp3", "--metadata-hop-limit", "2"],
+        "--metadata-hop-limit, --root-volume-type work only in the AWS dialect",
+    ),
+    refused(
+        &["create", "web1", "--image", "{image}", "--root-encrypted=false"],
+        "--root-encrypted works only in the AWS dialect",
+    ),
+    usage(
+        &["create", "web1", "--image", "{image}", "--dialect", "azure"],
+        "invalid value 'azure' for '--dialect <DIALECT>'",
+    ),
+    usage(
+        &["create", "web1", "--image", "{image}", "--metadata-http-tokens", "maybe"],
+        "invalid value 'maybe'",
+    ),
     refused(
         &[
             "create",
@@ -474,6 +492,13 @@ const CASES: &[Case] = &[
     refused(
         &["create", "-q", "{name}", "--image", "{image}", "--instance-type", "x9.huge"],
         "x9.huge",
+    )
+    .refused_by_the_cloud_at_launch(),
+    // Eucalyptus's strict binding refuses the AWS dialect's launch (tags at launch, IMDSv2, the
+    // typed root volume) by name: what the create made before it is rolled back.
+    refused(
+        &["create", "-q", "{name}", "--image", "{image}", "--dialect", "aws"],
+        "Failed to bind the following fields",
     )
     .refused_by_the_cloud_at_launch(),
     // ---- rm ----

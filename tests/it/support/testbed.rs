@@ -126,6 +126,7 @@ impl User {
             profile: "test".into(),
             ca_bundle: None,
             keys_source: "test".into(),
+            dialect: docker_euca::dialect::Dialect::Eucalyptus,
         })
         .unwrap()
     }
