@@ -272,6 +272,27 @@ impl Ec2 {
         })
     }
 
+    /// `TagSpecification` for a resource made by this call: AWS only, and only with tags.
+    fn tags_at_creation(
+        &self,
+        kind: aws_sdk_ec2::types::ResourceType,
+        tags: &[(&str, &str)],
+    ) -> Option<Vec<aws_sdk_ec2::types::TagSpecification>> {
+        use aws_sdk_ec2::types::{Tag, TagSpecification};
+        (self.dialect == Dialect::Aws && !tags.is_empty()).then(|| {
+            vec![
+                TagSpecification::builder()
+                    .resource_type(kind)
+                    .set_tags(Some(
+                        tags.iter()
+                            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                            .collect(),
+                    ))
+                    .build(),
+            ]
+        })
+    }
+
     /// The dialect this client's requests are built in.
     pub fn dialect(&self) -> Dialect {
         self.dialect
@@ -388,11 +409,14 @@ impl Ec2 {
     }
 
     /// Creates a security group; returns its id.
+    /// Makes a security group; in the AWS dialect it carries `tags` from its first moment
+    /// (Eucalyptus has no TagSpecification: the caller tags it with CreateTags, as always).
     pub async fn create_security_group(
         &self,
         name: &str,
         description: &str,
         vpc_id: Option<&str>,
+        tags: &[(&str, &str)],
     ) -> Result<String, CloudError> {
         let out = self
             .client
@@ -400,6 +424,9 @@ impl Ec2 {
             .group_name(name)
             .description(description)
             .set_vpc_id(vpc_id.map(str::to_string))
+            .set_tag_specifications(
+                self.tags_at_creation(aws_sdk_ec2::types::ResourceType::SecurityGroup, tags),
+            )
             .send()
             .await
             .map_err(|e| from_sdk("CreateSecurityGroup", &self.endpoint, e))?;
@@ -496,15 +523,21 @@ impl Ec2 {
         }
     }
 
+    /// Imports a key pair; tagged from its first moment in the AWS dialect (see
+    /// [`Ec2::create_security_group`]).
     pub async fn import_key_pair(
         &self,
         name: &str,
         public_key_openssh: &str,
+        tags: &[(&str, &str)],
     ) -> Result<(), CloudError> {
         self.client
             .import_key_pair()
             .key_name(name)
             .public_key_material(aws_smithy_types::Blob::new(public_key_openssh.as_bytes()))
+            .set_tag_specifications(
+                self.tags_at_creation(aws_sdk_ec2::types::ResourceType::KeyPair, tags),
+            )
             .send()
             .await
             .map_err(|e| from_sdk("ImportKeyPair", &self.endpoint, e))?;
@@ -1142,6 +1175,23 @@ mod tests {
             metadata: InstanceMetadata::default(),
             root_volume: RootVolume::default(),
         }
+    }
+
+    #[test]
+    fn groups_and_key_pairs_are_tagged_at_creation_in_the_aws_dialect_only() {
+        use aws_sdk_ec2::types::ResourceType;
+        let tags = [("docker-euca:machine", "web1"), ("docker-euca:store", "s1")];
+        let euca = client(Dialect::Eucalyptus);
+        assert!(
+            euca.tags_at_creation(ResourceType::SecurityGroup, &tags)
+                .is_none()
+        );
+        let aws = client(Dialect::Aws);
+        assert!(aws.tags_at_creation(ResourceType::KeyPair, &[]).is_none());
+        let specs = aws.tags_at_creation(ResourceType::KeyPair, &tags).unwrap();
+        assert_eq!(specs[0].resource_type(), Some(&ResourceType::KeyPair));
+        let keys: Vec<_> = specs[0].tags().iter().filter_map(|t| t.key()).collect();
+        assert_eq!(keys, ["docker-euca:machine", "docker-euca:store"]);
     }
 
     #[test]

@@ -918,7 +918,11 @@ impl Job<'_> {
             .stage(format!("importing key pair {key_name} (RSA-4096)"));
         match self
             .ec2
-            .import_key_pair(&key_name, &pair.public_openssh())
+            .import_key_pair(
+                &key_name,
+                &pair.public_openssh(),
+                &self.members[n].owner.tags(),
+            )
             .await
         {
             Ok(()) => {}
@@ -953,7 +957,12 @@ impl Job<'_> {
         let description = format!("docker-euca machine {}", self.label);
         let id = match self
             .ec2
-            .create_security_group(&group, &description, vpc.as_deref())
+            .create_security_group(
+                &group,
+                &description,
+                vpc.as_deref(),
+                &self.group_owner.tags(),
+            )
             .await
         {
             Ok(id) => id,

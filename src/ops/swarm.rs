@@ -165,7 +165,11 @@ pub async fn cluster_group(
     journal_membership(store, names, plan, |s| s.group_intent = Some(group.clone()))?;
     crate::crash::point("swarm-group-intent");
     let description = format!("docker-euca swarm {cluster}: its members only");
-    let id = match ec2.create_security_group(&group, &description, vpc).await {
+    let owner = Ownership::new(group_tag(cluster), store.id()?);
+    let id = match ec2
+        .create_security_group(&group, &description, vpc, &owner.tags())
+        .await
+    {
         Ok(id) => id,
         Err(e) if e.code() == Some("InvalidGroup.Duplicate") => ec2
             .find_security_group(&group)
@@ -180,7 +184,6 @@ pub async fn cluster_group(
         s.group_owned = true;
         s.group_intent = None;
     })?;
-    let owner = Ownership::new(group_tag(cluster), store.id()?);
     ec2.create_tags(std::slice::from_ref(&id), &owner.tags())
         .await?;
     let mut rules = EDGE_RULES.to_vec();

@@ -146,14 +146,14 @@ pub async fn teardown(
                     false => None,
                 };
                 if !shared || !still_named_by_others(store, name, "", Some(&group))? {
-                    let id = settle_group(ec2, &record.cloud, &group).await?;
+                    let id = settle_group(ec2, &record.cloud, &group, &group_owner).await?;
                     delete_group_proved(ec2, &group_owner, &id, Some(&group), progress).await?;
                 }
                 forget_group(store, name)?;
             }
             Step::DeleteKeyPair(key) => {
                 if record.cloud.key_pair_intent.as_deref() == Some(key.as_str()) {
-                    settle_key_pair(ec2, &record, &key).await?;
+                    settle_key_pair(ec2, &record, &key, &owner).await?;
                 }
                 progress.stage(format!("deleting key pair {key}"));
                 ec2.delete_key_pair(&key).await?;
@@ -174,7 +174,12 @@ pub async fn teardown(
 /// after a look-up: so the group is made again under the same name. Either that call makes it,
 /// or `Duplicate` says the first one did (the name is ours alone); both ways it now exists and
 /// has an id to delete, and a late first call can only meet `Duplicate`.
-async fn settle_group(ec2: &Ec2, cloud: &CloudRecord, group: &str) -> anyhow::Result<String> {
+async fn settle_group(
+    ec2: &Ec2,
+    cloud: &CloudRecord,
+    group: &str,
+    owner: &Ownership,
+) -> anyhow::Result<String> {
     let vpc = match &cloud.subnet_id {
         Some(subnet) => ec2.subnet_vpc(subnet).await?,
         None => None,
@@ -184,6 +189,7 @@ async fn settle_group(ec2: &Ec2, cloud: &CloudRecord, group: &str) -> anyhow::Re
             group,
             "docker-euca: settling an unanswered create",
             vpc.as_deref(),
+            &owner.tags(),
         )
         .await
     {
@@ -203,6 +209,7 @@ async fn settle_key_pair(
     ec2: &Ec2,
     record: &crate::store::MachineRecord,
     key: &str,
+    owner: &Ownership,
 ) -> anyhow::Result<()> {
     let Some(public) = record
         .ssh
@@ -212,7 +219,7 @@ async fn settle_key_pair(
     else {
         return Ok(());
     };
-    match ec2.import_key_pair(key, public.trim()).await {
+    match ec2.import_key_pair(key, public.trim(), &owner.tags()).await {
         Ok(()) => Ok(()),
         Err(e) if e.code() == Some("InvalidKeyPair.Duplicate") => Ok(()),
         Err(e) => Err(e.into()),

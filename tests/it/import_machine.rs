@@ -220,6 +220,9 @@ fn an_amazonec2_store_imports_one_host_scrubbed_and_one_keeping_its_certificates
     assert!(key_pair_exists(&user, &web.key_name));
     clean_up(&user, &group, &[&web, &db]);
     ok(&mut euca(&home, &["logout", "--profile", &profile]));
+    // The import's calls too (tagging a host docker-machine made) are in the policy. (The
+    // test's own set-up ran as this user as well: its calls are the plugin's kinds.)
+    crate::iam_policy::assert_allows(&user.stats());
 }
 
 fn context_file(home: &DockerHome, context: &str, file: &str) -> Vec<u8> {

@@ -196,6 +196,8 @@ fn a_whole_life_through_the_docker_cli() {
         .docker()
         .args(["context", "ls", "--format", "{{.Name}}"]));
     assert!(!contexts.lines().any(|l| l == name), "{contexts}");
+    // Every EC2 action of the whole life is in the documented least-privilege policy.
+    crate::iam_policy::assert_allows(&user.stats());
 }
 
 /// Runs `docker euca env` in the shell itself, then `docker version` with what it set.

@@ -16,6 +16,7 @@ mod engine_install;
 mod fault_matrix;
 mod fleet;
 mod hardening;
+mod iam_policy;
 mod import_machine;
 mod kill_matrix;
 mod lifecycle;

@@ -40,9 +40,9 @@ fn a_foreign_group_and_key_pair_survive_a_failed_create() {
     let theirs = format!("docker-euca-{name}");
     let their_ec2 = colleague.ec2();
     let group_id =
-        block_on(their_ec2.create_security_group(&theirs, "a colleague's", None)).unwrap();
+        block_on(their_ec2.create_security_group(&theirs, "a colleague's", None, &[])).unwrap();
     let rsa = docker_euca::ssh::keys::KeyPair::generate_rsa(2048, "colleague").unwrap();
-    block_on(their_ec2.import_key_pair(&theirs, &rsa.public_openssh())).unwrap();
+    block_on(their_ec2.import_key_pair(&theirs, &rsa.public_openssh(), &[])).unwrap();
     // Our create fails at launch (the cloud refuses the instance type), after making its key
     // pair and group. (A launch whose answer is lost keeps the record for `rm` instead:
     // fault_matrix.rs.)

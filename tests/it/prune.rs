@@ -246,7 +246,8 @@ fn prune_without_yes_and_without_a_terminal_refuses() {
     let machine = unique("prune-ask");
     let store = store_id(&home);
     let name = format!("docker-euca-{machine}-0badc0de");
-    let group = block_on(ec2.create_security_group(&name, "left by a lost record", None)).unwrap();
+    let group =
+        block_on(ec2.create_security_group(&name, "left by a lost record", None, &[])).unwrap();
     block_on(ec2.create_tags(
         std::slice::from_ref(&group),
         &[(MACHINE_TAG, machine.as_str()), (STORE_TAG, store.as_str())],

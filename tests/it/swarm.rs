@@ -963,6 +963,8 @@ fn one_command_makes_a_three_node_cluster_that_runs_a_service_on_every_node() {
     // The last two go: so does the group.
     rm(&home, &user, &[&names[1], &names[2]]);
     assert_cluster_gone(&home, &user, &names, &[&base], &cluster, &group);
+    // A cluster's life too (its group's own rules) is in the least-privilege policy.
+    crate::iam_policy::assert_allows(&user.stats());
 }
 
 #[test]
