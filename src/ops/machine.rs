@@ -26,7 +26,8 @@ pub struct CloudKey {
     /// kept: then any identity is accepted, as before).
     pub access_key_id: Option<String>,
     pub ca_bundle: Option<String>,
-    pub dialect: Option<Dialect>,
+    /// A record older than dialects was made in Eucalyptus's: the same cloud as a new one.
+    pub dialect: Dialect,
 }
 
 impl CloudKey {
@@ -37,7 +38,7 @@ impl CloudKey {
             profile: record.cloud.profile.clone(),
             access_key_id: record.cloud.access_key_id.clone(),
             ca_bundle: record.cloud.ca_bundle.clone(),
-            dialect: record.cloud.dialect,
+            dialect: record.cloud.dialect.unwrap_or(Dialect::Eucalyptus),
         }
     }
 }
@@ -82,10 +83,11 @@ pub fn check_flags(key: &CloudKey, flags: &CloudFlags) -> Result<(), Hinted> {
     {
         return Err(other_region(own, given));
     }
-    if let (Some(given), Some(own)) = (flags.dialect, key.dialect)
+    if let Some(given) = flags.dialect
         && !given.is_auto()
-        && given != DialectChoice::from(own)
+        && given != DialectChoice::from(key.dialect)
     {
+        let own = key.dialect;
         return Err(Hinted::new(
             format!("the machine was made in the {own} dialect, not the {given} one"),
             "leave out --dialect: a machine is always handled in the dialect it was made in",
@@ -130,8 +132,7 @@ pub fn machine_flags(key: &CloudKey, flags: &CloudFlags) -> CloudFlags {
             .ca_bundle
             .clone()
             .or_else(|| key.ca_bundle.clone().map(Into::into)),
-        // A record older than dialects was made in Eucalyptus's.
-        dialect: Some(key.dialect.unwrap_or(Dialect::Eucalyptus).into()),
+        dialect: Some(key.dialect.into()),
     }
 }
 
@@ -305,20 +306,27 @@ mod tests {
             profile: Some("default".into()),
             access_key_id: Some("AKIOWN".into()),
             ca_bundle: None,
-            dialect: None,
+            dialect: Dialect::Eucalyptus,
         }
     }
 
     #[test]
     fn a_machine_keeps_its_dialect_and_older_records_are_eucalyptus() {
         let aws = CloudKey {
-            dialect: Some(Dialect::Aws),
+            dialect: Dialect::Aws,
             ..key()
         };
         let flags = machine_flags(&aws, &CloudFlags::default());
         assert_eq!(flags.dialect, Some(DialectChoice::Aws));
         let old = machine_flags(&key(), &CloudFlags::default());
         assert_eq!(old.dialect, Some(DialectChoice::Eucalyptus));
+        // A record from before dialects and a new Eucalyptus one are the same cloud: one call.
+        let mut before =
+            crate::store::MachineRecord::new(crate::names::MachineName::new("a1").unwrap());
+        before.cloud.endpoint = Some("http://clc/".into());
+        let mut now = before.clone();
+        now.cloud.dialect = Some(Dialect::Eucalyptus);
+        assert_eq!(group_by_cloud(vec![before, now]).len(), 1);
         let other = CloudFlags {
             dialect: Some(DialectChoice::Eucalyptus),
             ..Default::default()
