@@ -931,6 +931,11 @@ impl Job<'_> {
             Err(e) if e.code() == Some("InvalidKeyPair.Duplicate") => {
                 tracing::debug!("ImportKeyPair {key_name}: our own earlier attempt ({e})");
             }
+            // A clear refusal made nothing: there is no key pair to settle in the rollback.
+            Err(e) if e.is_refusal() => {
+                self.journal(&name, |r| r.cloud.key_pair_intent = None)?;
+                return Err(e.into());
+            }
             Err(e) => return Err(e.into()),
         }
         self.journal(&name, |r| {
@@ -968,6 +973,11 @@ impl Job<'_> {
             Ok(id) => id,
             Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
                 self.our_earlier_group(&group).await?.ok_or(e)?
+            }
+            // A clear refusal made nothing: there is no group to settle in the rollback.
+            Err(e) if e.is_refusal() => {
+                self.journal_all(|r| r.cloud.security_group_intent = None)?;
+                return Err(e.into());
             }
             Err(e) => return Err(e.into()),
         };

@@ -176,6 +176,11 @@ pub async fn cluster_group(
             .await?
             .map(|g| g.id)
             .ok_or(e)?,
+        // A clear refusal made nothing: there is no group to settle in the rollback.
+        Err(e) if e.is_refusal() => {
+            journal_membership(store, names, plan, |s| s.group_intent = None)?;
+            return Err(e.into());
+        }
         Err(e) => return Err(e.into()),
     };
     journal_membership(store, names, plan, |s| {

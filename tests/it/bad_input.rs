@@ -113,8 +113,9 @@ enum Creds {
 enum Cloud {
     /// No call that makes or changes anything.
     Untouched,
-    /// The launch itself is refused by the cloud (no pre-check can know what it offers): what
-    /// was made before it is rolled back and nothing is left (`{name}` is the machine).
+    /// A call that makes something (the launch, the group, the key pair) is refused by the
+    /// cloud (no pre-check can know what it offers): what was made before it is rolled back and
+    /// nothing is left (`{name}` is the machine).
     RolledBack,
 }
 
@@ -494,8 +495,8 @@ const CASES: &[Case] = &[
         "x9.huge",
     )
     .refused_by_the_cloud_at_launch(),
-    // Eucalyptus's strict binding refuses the AWS dialect's launch (tags at launch, IMDSv2, the
-    // typed root volume) by name: what the create made before it is rolled back.
+    // Eucalyptus's strict binding refuses the AWS dialect by name (tags at creation on the group
+    // first; the launch's IMDSv2 and typed root volume would follow): the record goes too.
     refused(
         &["create", "-q", "{name}", "--image", "{image}", "--dialect", "aws"],
         "Failed to bind the following fields",
@@ -1066,8 +1067,11 @@ fn check_cloud(case: &Case, user: &User, vars: &[(&'static str, String)]) -> Vec
         )],
         Cloud::RolledBack => {
             let mut problems = Vec::new();
-            if count("errors", "RunInstances") == 0 {
-                problems.push(format!("the cloud refused no launch: {stats}"));
+            let making = ["RunInstances", "CreateSecurityGroup", "ImportKeyPair"];
+            if making.iter().all(|a| count("errors", a) == 0) {
+                problems.push(format!(
+                    "the cloud refused no call that makes something: {stats}"
+                ));
             }
             let name = fill("{name}", vars);
             let groups = groups_named_for(user, &name);
