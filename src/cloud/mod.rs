@@ -1153,20 +1153,7 @@ mod tests {
     /// A client of `dialect` (building it dials nothing).
     fn client(dialect: Dialect) -> Ec2 {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Ec2::connect(&CloudTarget {
-            endpoint: "http://127.0.0.1:1/".into(),
-            region: "r".into(),
-            keys: crate::credentials::AccessKeys {
-                access_key_id: "AKIA".into(),
-                secret_access_key: crate::secret::Secret::new("s".into()),
-                session_token: None,
-            },
-            profile: "p".into(),
-            ca_bundle: None,
-            keys_source: "test".into(),
-            dialect,
-        })
-        .unwrap()
+        Ec2::connect(&CloudTarget::for_tests("http://127.0.0.1:1/", "r", dialect)).unwrap()
     }
 
     fn aws_launch() -> AwsLaunch {

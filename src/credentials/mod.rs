@@ -49,6 +49,26 @@ pub struct CloudTarget {
     pub dialect: Dialect,
 }
 
+#[cfg(test)]
+impl CloudTarget {
+    /// A target for unit tests: `endpoint` in `dialect`, with made-up keys.
+    pub fn for_tests(endpoint: &str, region: &str, dialect: Dialect) -> CloudTarget {
+        CloudTarget {
+            endpoint: endpoint.into(),
+            region: region.into(),
+            keys: AccessKeys {
+                access_key_id: "AKIA".into(),
+                secret_access_key: Secret::new("s".into()),
+                session_token: None,
+            },
+            profile: "default".into(),
+            ca_bundle: None,
+            keys_source: "test".into(),
+            dialect,
+        }
+    }
+}
+
 /// The cloud flags shared by every command that talks to the cloud.
 #[derive(Debug, Clone, Default)]
 pub struct CloudFlags {

@@ -112,19 +112,7 @@ mod tests {
     use super::*;
 
     fn target(dialect: Dialect) -> CloudTarget {
-        CloudTarget {
-            endpoint: "http://clc:8773/services/compute/".into(),
-            region: "eucalyptus".into(),
-            keys: crate::credentials::AccessKeys {
-                access_key_id: "AKIA".into(),
-                secret_access_key: crate::secret::Secret::new("s".into()),
-                session_token: None,
-            },
-            profile: "default".into(),
-            ca_bundle: None,
-            keys_source: "test".into(),
-            dialect,
-        }
+        CloudTarget::for_tests("http://clc:8773/services/compute/", "eucalyptus", dialect)
     }
 
     #[test]
