@@ -17,7 +17,9 @@ use docker_euca::doctor::CHECKS;
 
 use crate::support::{
     DockerHome, ok, run,
-    testbed::{User, assert_testbed_address, block_on, create_ok, euca, record, testbed, unique},
+    testbed::{
+        User, assert_testbed_address, block_on, create_ok, euca, record, testbed, unique, vm_report,
+    },
     text,
 };
 
@@ -153,13 +155,14 @@ fn snapshot(home: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Polls `done` until it holds (an event, not a fixed sleep); panics naming `what` after
-/// `limit`.
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+/// `limit`, with what the testbed knows of `user`'s VMs.
+fn wait_until(user: &User, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(
             Instant::now() < deadline,
-            "{what} did not happen within {limit:?}"
+            "{what} did not happen within {limit:?}\n{}",
+            vm_report(&user.access_key)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -310,7 +313,7 @@ fn a_stopped_daemon_fails_port_2376_alone() {
     let (id, ip) = instance(&home, &name);
     testbed(&["exec", &id, "--", "service", "docker", "stop"]);
     let port = SocketAddr::new(ip, 2376);
-    wait_until("port 2376 closing", Duration::from_secs(60), || {
+    wait_until(&user, "port 2376 closing", Duration::from_secs(60), || {
         !accepts(port)
     });
 
@@ -403,7 +406,7 @@ fn a_new_address_under_the_old_certificate_fails_certificate_until_start() {
         new, old,
         "the testbed gives a new public address on every start"
     );
-    wait_until("the daemon at the new address", limit, || {
+    wait_until(&user, "the daemon at the new address", limit, || {
         accepts(SocketAddr::new(new, 2376))
     });
 
@@ -449,6 +452,7 @@ fn new_host_keys_fail_ssh_naming_the_change() {
     ]);
     let blob = new_key.split_whitespace().nth(1).unwrap().to_string();
     wait_until(
+        &user,
         "sshd serving the new host key",
         Duration::from_secs(60),
         || {

@@ -8,9 +8,15 @@ use std::process::Output;
 
 use crate::support::{
     DockerHome, run,
-    testbed::{User, assert_nothing_left, create_ok, env, euca, unique},
+    testbed::{User, assert_nothing_left, create_ok, env, euca, unique, vm_report},
     text,
 };
+
+/// Both streams of a failed command and what the testbed knows of the user's VMs (a start
+/// whose machine never answered says why).
+fn told(user: &User, out: &Output) -> String {
+    format!("{}{}", text(out), vm_report(&user.access_key))
+}
 
 /// The API timeout the plugin runs with under a delay fault; the delay sleeps past it. Other
 /// faults run with the default timeout (a loaded testbed may take over a second to answer).
@@ -71,7 +77,13 @@ fn euca_under(home: &DockerHome, user: &User, fault: Fault, args: &[&str]) -> Ou
 }
 
 /// Success, or one clear line naming the call (and a hint).
-fn check_outcome(label: &str, action: &str, scope: Scope, out: &Output) -> &'static str {
+fn check_outcome(
+    user: &User,
+    label: &str,
+    action: &str,
+    scope: Scope,
+    out: &Output,
+) -> &'static str {
     if out.status.success() {
         return "succeeded";
     }
@@ -79,7 +91,7 @@ fn check_outcome(label: &str, action: &str, scope: Scope, out: &Output) -> &'sta
         scope,
         Scope::Every,
         "{label}: a single fault must be absorbed: {}",
-        text(out)
+        told(user, out)
     );
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err
@@ -134,11 +146,15 @@ fn create_under(action: &str, fault: Fault, scope: Scope) {
     args.extend(extra.iter().map(String::as_str));
     let out = euca_under(&home, &user, fault, &args);
     let label = format!("create {action} {fault:?} {scope:?}");
-    let outcome = check_outcome(&label, action, scope, &out);
+    let outcome = check_outcome(&user, &label, action, scope, &out);
     clear(&user);
     if home.path().join(format!("euca/machines/{name}")).exists() {
         let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
-        assert!(out.status.success(), "{label}: rm after: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "{label}: rm after: {}",
+            told(&user, &out)
+        );
     }
     assert_nothing_left(&user, &name);
     report("create", action, fault, scope, outcome);
@@ -160,7 +176,7 @@ fn command_under(command: &[&str], action: &str, before: Option<&str>, after: Op
         ] {
             if let Some(step) = before {
                 let out = run(&mut euca(&home, &user, &[step, &name]));
-                assert!(out.status.success(), "{step} before: {}", text(&out));
+                assert!(out.status.success(), "{step} before: {}", told(&user, &out));
             }
             inject(&user, action, fault, scope);
             let mut args = command.to_vec();
@@ -174,7 +190,7 @@ fn command_under(command: &[&str], action: &str, before: Option<&str>, after: Op
             let label = format!("{} {action} {fault:?} {scope:?}", command.join(" "));
             // ls reports a cloud that fails in its ERRORS column, and still lists the machine.
             let outcome = if command[0] == "ls" {
-                assert!(out.status.success(), "{label}: {}", text(&out));
+                assert!(out.status.success(), "{label}: {}", told(&user, &out));
                 let listed = String::from_utf8_lossy(&out.stdout);
                 assert!(listed.contains(&name), "{label}: {listed}");
                 if scope == Scope::Every {
@@ -187,7 +203,7 @@ fn command_under(command: &[&str], action: &str, before: Option<&str>, after: Op
                     "succeeded"
                 }
             } else {
-                check_outcome(&label, action, scope, &out)
+                check_outcome(&user, &label, action, scope, &out)
             };
             clear(&user);
             if let Some(again) = after {
@@ -195,14 +211,14 @@ fn command_under(command: &[&str], action: &str, before: Option<&str>, after: Op
                 assert!(
                     out.status.success(),
                     "{label}: {again} after: {}",
-                    text(&out)
+                    told(&user, &out)
                 );
             }
             report(command[0], action, fault, scope, outcome);
         }
     }
     let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", told(&user, &out));
     assert_nothing_left(&user, &name);
 }
 
@@ -218,11 +234,15 @@ fn rm_under(action: &str, fault: Fault, scope: Scope) {
     inject(&user, action, fault, scope);
     let out = euca_under(&home, &user, fault, &["rm", "-y", &name]);
     let label = format!("rm {action} {fault:?} {scope:?}");
-    let outcome = check_outcome(&label, action, scope, &out);
+    let outcome = check_outcome(&user, &label, action, scope, &out);
     clear(&user);
     if home.path().join(format!("euca/machines/{name}")).exists() {
         let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
-        assert!(out.status.success(), "{label}: rm again: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "{label}: rm again: {}",
+            told(&user, &out)
+        );
     }
     assert_nothing_left(&user, &name);
     report("rm", action, fault, scope, outcome);
@@ -313,7 +333,7 @@ fn ssh_refusing_connections_fails_clearly_and_rolls_back() {
             "6",
         ],
     ));
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_ne!(out.status.code(), Some(0), "{}", told(&user, &out));
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err
         .lines()
@@ -373,8 +393,8 @@ fn cloud_init_reporting_an_error_with_the_engine_present_still_creates() {
         "FAULT-MATRIX command=create action=cloud-init fault=Error scope=Every outcome=\"succeeded\" leaked=0"
     );
     let out = run(home.docker().args(["--context", &name, "version"]));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", told(&user, &out));
     let out = run(&mut euca(&home, &user, &["rm", "-y", &name]));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", told(&user, &out));
     assert_nothing_left(&user, &name);
 }

@@ -59,11 +59,22 @@ pub fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
         out.status.success(),
-        "{cmd:?} failed: {}\n{}",
+        "{cmd:?} failed: {}\n{}{}",
         out.status,
-        text(&out)
+        text(&out),
+        vms_of_user(cmd)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The testbed's report on the VMs of the user a failed command ran as (its
+/// `AWS_ACCESS_KEY_ID`), or nothing for a command run as no testbed user.
+fn vms_of_user(cmd: &Command) -> String {
+    cmd.get_envs()
+        .find(|(k, _)| *k == "AWS_ACCESS_KEY_ID")
+        .and_then(|(_, v)| v)
+        .map(|key| testbed::vm_report(&key.to_string_lossy()))
+        .unwrap_or_default()
 }
 
 /// Runs `cmd` with `input` on its standard input (a secret for `--secret-key-stdin`, say).

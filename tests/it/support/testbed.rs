@@ -292,3 +292,51 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// What the testbed knows of `access_key`'s VMs, for a failure message: each instance's phase,
+/// its VM's state, boot time and error, and the last lines of its VM's boot log. A test that
+/// waited in vain for a VM (a port that never opened) then says why, in CI too, where the
+/// testbed's state is gone after `down`.
+pub fn vm_report(access_key: &str) -> String {
+    let Ok(out) = Command::new(testbed_bin())
+        .args(["status", "--json"])
+        .output()
+    else {
+        return "(testbed status could not run)".into();
+    };
+    let Ok(status) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return "(testbed status --json gave no JSON)".into();
+    };
+    let mut report = String::from("--- the testbed's VMs of this user\n");
+    let mine = status["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["owner"] == access_key);
+    for inst in mine {
+        report.push_str(&vm_lines(inst));
+    }
+    report
+}
+
+fn vm_lines(inst: &serde_json::Value) -> String {
+    let id = inst["instance_id"].as_str().unwrap_or("?");
+    let mut lines = format!(
+        "{id}: phase {} vm {} private {} public {} boot {}s error {}\n",
+        inst["phase"],
+        inst["vm_state"],
+        inst["private_ip"],
+        inst["public_ip"],
+        inst["boot_seconds"],
+        inst["vm_error"]
+    );
+    let log = PathBuf::from("/var/lib/docker-euca-testbed/vms")
+        .join(id)
+        .join("boot.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    for line in &all[all.len().saturating_sub(25)..] {
+        lines.push_str(&format!("  {line}\n"));
+    }
+    lines
+}
