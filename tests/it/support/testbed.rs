@@ -330,9 +330,11 @@ fn vm_lines(inst: &serde_json::Value) -> String {
         inst["boot_seconds"],
         inst["vm_error"]
     );
-    let log = PathBuf::from("/var/lib/docker-euca-testbed/vms")
-        .join(id)
-        .join("boot.log");
+    let root = std::env::var_os("EUCA_TESTBED_ROOT").map_or_else(
+        || PathBuf::from("/var/lib/docker-euca-testbed"),
+        PathBuf::from,
+    );
+    let log = root.join("vms").join(id).join("boot.log");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     for line in &all[all.len().saturating_sub(25)..] {
