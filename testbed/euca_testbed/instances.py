@@ -342,7 +342,7 @@ class Fleet:
             if ok and inst.generation == gen:
                 inst.booted = True
                 inst.vm_error = None
-        log.info("boot %s done in %.2fs ok=%s", inst.id, time.time() - t0, ok)
+        log.info("boot %s done in %.2fs ok=%s%s", inst.id, time.time() - t0, ok, "" if ok else f": {inst.vm_error}")
 
     def _interrupt_boot(self, inst, gen=None):
         """A boot in progress holds op_lock for as long as the VM's cloud-init runs (minutes behind a

@@ -926,7 +926,9 @@ def _interrupt_boot(vm):
 
 def _stop_locked(vm, final_state="stopped"):
     pid = vm.holder_pid()
-    ns = vm.info.get("ns") or {}
+    # The namespaces recorded at boot are this VM's only while its init lives: once they are freed,
+    # the kernel gives their numbers to the next namespaces made, another VM's.
+    ns = (vm.info.get("ns") or {}) if pid else {}
     targets = {v for k, v in ns.items() if k in ("mnt", "pid", "net") and v}
     netns = vm.info.get("netns")
     nsino = _netns_inode(netns) if netns else None
@@ -947,7 +949,7 @@ def _stop_locked(vm, final_state="stopped"):
             veth = vm.info.get("veth")
             if veth and veth in _host_links():
                 _run(["ip", "link", "del", veth], check=False, log=vm.log)
-    vm.info.update({"state": final_state, "holder_pid": None, "holder_start": None})
+    vm.info.update({"state": final_state, "holder_pid": None, "holder_start": None, "ns": None})
     vm.log("stopped")
 
 

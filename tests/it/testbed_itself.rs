@@ -15,8 +15,11 @@ use docker_euca::{
 };
 
 use crate::support::{
-    self,
-    testbed::{User, assert_testbed_address, block_on, env, testbed},
+    self, DockerHome, ok, server_version,
+    testbed::{
+        User, assert_testbed_address, block_on, create_ok, env, euca, record, testbed, unique,
+        vm_report,
+    },
     text,
 };
 
@@ -240,6 +243,40 @@ fn a_launched_instance_is_a_real_vm_through_its_whole_life() {
         !String::from_utf8_lossy(&ns.stdout).contains(&id[2..]),
         "namespace left for {id}"
     );
+}
+
+/// Removing a stopped machine kills its own VM and nothing else. The kernel hands a freed
+/// namespace's number to the next namespace made: a VM booted after the stop holds the numbers the
+/// stopped VM was last recorded with, and the stopped VM's removal must not take them for its own.
+#[test]
+fn removing_a_stopped_machine_leaves_a_machine_booted_after_its_stop_running() {
+    let (home, user) = (DockerHome::new(), User::new());
+    let (old, new) = (unique("ns-old"), unique("ns-new"));
+    create_ok(&home, &user, &old, &["-q"]);
+    let old_id = record(&home, &old).cloud.instance_id.unwrap();
+    ok(&mut euca(&home, &user, &["stop", &old]));
+    create_ok(&home, &user, &new, &["-q"]);
+    let new_id = record(&home, &new).cloud.instance_id.unwrap();
+
+    ok(&mut euca(&home, &user, &["rm", "-y", &old]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vm_state(&old_id).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the VM of {old_id} was not destroyed within 60 s\n{}",
+            vm_report(&user.access_key)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    assert_eq!(
+        vm_state(&new_id).as_deref(),
+        Some("running"),
+        "removing {old} stopped {new}'s VM\n{}",
+        vm_report(&user.access_key)
+    );
+    assert!(!server_version(&home, &new).is_empty());
+    ok(&mut euca(&home, &user, &["rm", "-y", &new]));
 }
 
 /// The VM state the testbed reports for an instance, `None` when it has no VM.
