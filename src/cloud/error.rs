@@ -7,7 +7,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
-    #[error("{action} failed: {message}")]
+    #[error("{action} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Api {
         action: &'static str,
         code: Option<String>,
@@ -448,7 +448,7 @@ mod not_ec2_tests {
         assert_eq!(err.code(), Some("InvalidInstanceID.NotFound"));
         assert_eq!(
             err.to_string(),
-            "DescribeInstances failed: The instance ID 'i-1' does not exist"
+            "DescribeInstances failed (InvalidInstanceID.NotFound): The instance ID 'i-1' does not exist"
         );
     }
 

@@ -11,7 +11,7 @@ mod ownership;
 mod probe;
 
 pub use address::usable_address;
-pub use aws_launch::{AwsLaunch, InstanceMetadata, RootVolume};
+pub use aws_launch::{AwsLaunch, InstanceMetadata, RootVolume, Spot};
 pub use error::CloudError;
 pub use inventory::{Inventory, InventoryInstance, KEY_PAIR_PREFIX};
 pub use ownership::{MACHINE_TAG, Ownership, STORE_TAG, Verdict};
@@ -626,7 +626,7 @@ impl Ec2 {
         }
         let root_device = spec.root_device_name.as_deref().unwrap_or("/dev/sda1");
         match (&spec.aws, self.dialect) {
-            (Some(aws), Dialect::Aws) => req = aws.apply(req, root_device, spec.root_size_gib),
+            (Some(aws), Dialect::Aws) => req = aws.apply(req, spec),
             (Some(_), Dialect::Eucalyptus) => {
                 return Err(CloudError::Api {
                     action: "RunInstances",
@@ -957,6 +957,41 @@ impl Ec2 {
             }))
     }
 
+    /// A subnet of the default VPC (in `zone` when given; else the first zone's), as AWS
+    /// launches into without a subnet named: `None` when the account has no default VPC.
+    pub async fn default_subnet(
+        &self,
+        zone: Option<&str>,
+    ) -> Result<Option<SubnetInfo>, CloudError> {
+        let mut req = self.client.describe_subnets().filters(
+            Filter::builder()
+                .name("default-for-az")
+                .values("true")
+                .build(),
+        );
+        if let Some(zone) = zone {
+            req = req.filters(
+                Filter::builder()
+                    .name("availability-zone")
+                    .values(zone)
+                    .build(),
+            );
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeSubnets", &self.endpoint, e))?;
+        Ok(out
+            .subnets()
+            .iter()
+            .filter(|s| s.subnet_id().is_some())
+            .min_by_key(|s| s.availability_zone().unwrap_or_default().to_string())
+            .map(|s| SubnetInfo {
+                id: s.subnet_id().unwrap_or_default().to_string(),
+                vpc_id: s.vpc_id().map(str::to_string),
+            }))
+    }
+
     /// Instances tagged as belonging to `machine`, of any store (for checks in tests).
     pub async fn instances_tagged(&self, machine: &str) -> Result<Vec<InstanceInfo>, CloudError> {
         let out = self
@@ -1161,6 +1196,8 @@ mod tests {
             tags: vec![("docker-euca:store".into(), "s1".into())],
             metadata: InstanceMetadata::default(),
             root_volume: RootVolume::default(),
+            spot: None,
+            public_ip: None,
         }
     }
 
@@ -1215,6 +1252,52 @@ mod tests {
                 .run_instances_request(&aws)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn spot_is_one_launch_and_a_public_address_choice_moves_subnet_and_groups_to_the_interface() {
+        use aws_sdk_ec2::types::{InstanceInterruptionBehavior, MarketType, SpotInstanceType};
+        let spec = LaunchSpec {
+            image_id: "ami-1".into(),
+            subnet_id: Some("subnet-1".into()),
+            security_group_ids: vec!["sg-1".into()],
+            aws: Some(AwsLaunch {
+                spot: Some(Spot {
+                    max_price: Some("0.05".into()),
+                }),
+                public_ip: Some(false),
+                ..aws_launch()
+            }),
+            ..Default::default()
+        };
+        let req = client(Dialect::Aws).run_instances_request(&spec).unwrap();
+        let input = req.as_input();
+        let market = input.get_instance_market_options().as_ref().unwrap();
+        assert_eq!(market.market_type(), Some(&MarketType::Spot));
+        let spot = market.spot_options().unwrap();
+        assert_eq!(spot.max_price(), Some("0.05"));
+        assert_eq!(spot.spot_instance_type(), Some(&SpotInstanceType::OneTime));
+        assert_eq!(
+            spot.instance_interruption_behavior(),
+            Some(&InstanceInterruptionBehavior::Terminate)
+        );
+        assert_eq!(input.get_subnet_id(), &None, "in the interface instead");
+        assert_eq!(input.get_security_group_ids(), &None);
+        let eni = &input.get_network_interfaces().as_ref().unwrap()[0];
+        assert_eq!(eni.device_index(), Some(0));
+        assert_eq!(eni.associate_public_ip_address(), Some(false));
+        assert_eq!(eni.subnet_id(), Some("subnet-1"));
+        assert_eq!(eni.groups(), ["sg-1".to_string()]);
+        // On demand and as the subnet says: neither is sent.
+        let plain = LaunchSpec {
+            aws: Some(aws_launch()),
+            ..spec
+        };
+        let req = client(Dialect::Aws).run_instances_request(&plain).unwrap();
+        let input = req.as_input();
+        assert!(input.get_instance_market_options().is_none());
+        assert!(input.get_network_interfaces().is_none());
+        assert_eq!(input.get_subnet_id().as_deref(), Some("subnet-1"));
     }
 
     #[test]

@@ -195,6 +195,31 @@ pub struct CreateArgs {
     /// The KMS key that encrypts the root volume: id, ARN or alias/NAME [default: EBS's]
     #[arg(help_heading = "AWS dialect", long, value_name = "KEY")]
     kms_key_id: Option<String>,
+    /// A spot instance (one-time, in the same RunInstances: no spot request to outlive it)
+    #[arg(help_heading = "AWS dialect", long)]
+    spot: bool,
+    /// The most to pay for the spot instance, in USD per hour [default: the on-demand price]
+    #[arg(help_heading = "AWS dialect", long, value_name = "USD", requires = "spot", value_parser = parse_price)]
+    spot_max_price: Option<String>,
+    /// When there is no spot capacity, launch on demand instead (and say so)
+    #[arg(help_heading = "AWS dialect", long, value_name = "on-demand", requires = "spot", value_parser = ["on-demand"])]
+    spot_fallback: Option<String>,
+    /// Give the instance a public address even where its subnet maps none
+    #[arg(help_heading = "AWS dialect", long, conflicts_with = "no_public_ip")]
+    associate_public_ip: bool,
+    /// No public address: the instance is reached on its private one (VPN, peering, bastion)
+    #[arg(help_heading = "AWS dialect", long)]
+    no_public_ip: bool,
+}
+
+/// `--spot-max-price`: a positive decimal number of dollars, as EC2 takes it.
+fn parse_price(s: &str) -> Result<String, String> {
+    match s.parse::<f64>() {
+        Ok(p) if p > 0.0 && p.is_finite() && !s.contains(['e', 'E']) => Ok(s.to_string()),
+        _ => Err(format!(
+            "{s:?} is not a price: give dollars per hour, e.g. 0.05"
+        )),
+    }
 }
 
 /// SSH set-ups at once: each is mostly waiting on the network, so a few per core.
@@ -328,6 +353,14 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             root_throughput: args.root_throughput,
             root_encrypted: args.root_encrypted,
             kms_key_id: args.kms_key_id,
+            spot: args.spot,
+            spot_max_price: args.spot_max_price,
+            spot_fallback_on_demand: args.spot_fallback.is_some(),
+            public_ip: match (args.associate_public_ip, args.no_public_ip) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
         },
         cloud: args.cloud.into(),
         image: args.image,
@@ -347,7 +380,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         import_keypair: args.import_keypair,
         no_cloud_init: args.no_cloud_init,
         trust_first_key: args.ssh_trust_first_key,
-        use_private_address: args.use_private_address,
+        use_private_address: args.use_private_address || args.no_public_ip,
         keep_on_failure: args.keep_on_failure,
         quiet: args.quiet,
         timeouts: Timeouts {

@@ -3,7 +3,7 @@
 //! this cloud cannot do); on AWS, the launch's safe defaults with the user's changes.
 
 use crate::{
-    cloud::{AwsLaunch, InstanceMetadata, MACHINE_TAG, Ownership, RootVolume, STORE_TAG},
+    cloud::{AwsLaunch, InstanceMetadata, MACHINE_TAG, Ownership, RootVolume, STORE_TAG, Spot},
     credentials::CloudTarget,
     dialect::Dialect,
     report::Hinted,
@@ -23,6 +23,14 @@ pub struct AwsOptions {
     /// `--root-encrypted=false` opts out (default true).
     pub root_encrypted: Option<bool>,
     pub kms_key_id: Option<String>,
+    /// `--spot`: a one-time spot instance.
+    pub spot: bool,
+    /// `--spot-max-price USD`: the most to pay per hour.
+    pub spot_max_price: Option<String>,
+    /// `--spot-fallback on-demand`: no spot capacity, then an on-demand instance.
+    pub spot_fallback_on_demand: bool,
+    /// `--associate-public-ip` (true) / `--no-public-ip` (false); `None`: as the subnet says.
+    pub public_ip: Option<bool>,
 }
 
 impl AwsOptions {
@@ -39,6 +47,11 @@ impl AwsOptions {
             (self.root_throughput.is_some(), "--root-throughput"),
             (self.root_encrypted.is_some(), "--root-encrypted"),
             (self.kms_key_id.is_some(), "--kms-key-id"),
+            (self.spot, "--spot"),
+            (self.spot_max_price.is_some(), "--spot-max-price"),
+            (self.spot_fallback_on_demand, "--spot-fallback"),
+            (self.public_ip == Some(true), "--associate-public-ip"),
+            (self.public_ip == Some(false), "--no-public-ip"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -104,7 +117,33 @@ pub fn launch(
             encrypted: opts.root_encrypted.unwrap_or(true) || opts.kms_key_id.is_some(),
             kms_key_id: opts.kms_key_id.clone(),
         },
+        spot: opts.spot.then(|| Spot {
+            max_price: opts.spot_max_price.clone(),
+        }),
+        public_ip: opts.public_ip,
     })
+}
+
+/// The error codes that say "no spot capacity for this request now": with
+/// `--spot-fallback on-demand` the launch is made again on demand.
+pub fn is_no_spot_capacity(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "InsufficientInstanceCapacity"
+                | "SpotMaxPriceTooLow"
+                | "MaxSpotInstanceCountExceeded"
+                | "InsufficientCapacity"
+        )
+    )
+}
+
+/// The launch made again on demand after a spot launch found no capacity.
+pub fn on_demand(launch: &AwsLaunch) -> AwsLaunch {
+    AwsLaunch {
+        spot: None,
+        ..launch.clone()
+    }
 }
 
 #[cfg(test)]
@@ -170,5 +209,46 @@ mod tests {
         assert!(!got.metadata.tokens_required);
         assert_eq!(got.metadata.hop_limit, 2);
         assert!(!got.root_volume.encrypted);
+        assert_eq!(got.spot, None);
+        assert_eq!(got.public_ip, None);
+    }
+
+    #[test]
+    fn spot_and_the_public_address_are_refused_on_eucalyptus_and_kept_on_aws() {
+        let opts = AwsOptions {
+            spot: true,
+            spot_max_price: Some("0.05".into()),
+            spot_fallback_on_demand: true,
+            public_ip: Some(false),
+            ..Default::default()
+        };
+        let err = check(&opts, &target(Dialect::Eucalyptus)).unwrap_err();
+        assert!(
+            err.message.starts_with(
+                "--spot, --spot-max-price, --spot-fallback, --no-public-ip work only in the AWS dialect"
+            ),
+            "{}",
+            err.message
+        );
+        let group = Ownership::new("app", "store-1");
+        let got = launch(&opts, Dialect::Aws, &group, None).unwrap();
+        assert_eq!(
+            got.spot.as_ref().unwrap().max_price.as_deref(),
+            Some("0.05")
+        );
+        assert_eq!(got.public_ip, Some(false));
+        let fallback = on_demand(&got);
+        assert_eq!(fallback.spot, None);
+        assert_eq!(fallback.tags, got.tags);
+        assert_eq!(fallback.public_ip, Some(false));
+    }
+
+    #[test]
+    fn only_capacity_codes_fall_back_to_on_demand() {
+        assert!(is_no_spot_capacity(Some("InsufficientInstanceCapacity")));
+        assert!(is_no_spot_capacity(Some("SpotMaxPriceTooLow")));
+        assert!(!is_no_spot_capacity(Some("InvalidParameterValue")));
+        assert!(!is_no_spot_capacity(Some("UnauthorizedOperation")));
+        assert!(!is_no_spot_capacity(None));
     }
 }

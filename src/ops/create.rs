@@ -25,10 +25,11 @@ use super::{ingress, machine, setup, swarm, teardown};
 use crate::{
     cloud::{
         Ec2, GroupInfo, ImageInfo, LaunchSpec, Launched, MACHINE_TAG, Ownership, STORE_TAG,
-        Verdict, usable_address,
+        SubnetInfo, Verdict, usable_address,
     },
     crash,
     credentials::{CloudFlags, CloudTarget, Profiles},
+    dialect::Dialect,
     fsutil::{self, PRIVATE_FILE},
     names::MachineName,
     progress::Progress,
@@ -131,7 +132,7 @@ pub struct Ready {
 /// then each succeed or roll back on their own, as the outcome says.
 pub async fn create(
     docker_config: &Path,
-    opts: CreateOptions,
+    mut opts: CreateOptions,
     cancel: CancellationToken,
 ) -> anyhow::Result<CreateOutcome> {
     // Everything that can be told before the first call that makes something: the options,
@@ -146,7 +147,13 @@ pub async fn create(
     super::aws_options::check(&opts.aws, &target)?;
     let image = find_image(docker_config, &ec2, &opts, &target).await?;
     check_zone(&ec2, &opts).await?;
-    let subnet_vpc = find_subnet_vpc(&ec2, &opts).await?;
+    let subnet_vpc = match default_subnet(&ec2, &opts).await? {
+        Some(default) => {
+            opts.subnet = Some(default.id);
+            default.vpc_id
+        }
+        None => find_subnet_vpc(&ec2, &opts).await?,
+    };
     let users_group = find_users_group(&ec2, &opts).await?;
     let allow_cidrs = allowed_cidrs(docker_config, &opts, &target)?;
     let store = Store::new(docker_config);
@@ -173,6 +180,7 @@ pub async fn create(
         allow_cidrs,
         allowed: tokio::sync::Mutex::new(Vec::new()),
         unanswered_launch: None,
+        fell_back: false,
         members,
     };
     let launched = tokio::select! {
@@ -490,6 +498,41 @@ async fn find_subnet_vpc(ec2: &Ec2, opts: &CreateOptions) -> anyhow::Result<Opti
     }
 }
 
+/// In the AWS dialect without `--subnet`: the default VPC's subnet (of `--zone` when given),
+/// to be named from here on as if the user had given it, so that the group is made in its VPC
+/// and the record names it. `None` otherwise (EDGE needs no subnet; `--subnet` is looked up).
+async fn default_subnet(ec2: &Ec2, opts: &CreateOptions) -> anyhow::Result<Option<SubnetInfo>> {
+    if opts.subnet.is_some() || ec2.dialect() != Dialect::Aws {
+        return Ok(None);
+    }
+    let zone = opts.zone.as_deref();
+    match ec2.default_subnet(zone).await? {
+        Some(found) => {
+            tracing::debug!("no --subnet: the default VPC's {}", found.id);
+            Ok(Some(found))
+        }
+        None => bail!(Hinted::new(
+            format!(
+                "{} has no default VPC subnet{}",
+                ec2.endpoint(),
+                zone.map(|z| format!(" in {z}")).unwrap_or_default()
+            ),
+            "pass --subnet SUBNET (`aws ec2 describe-subnets` lists them)",
+        )),
+    }
+}
+
+/// The EC2 error code of a failed call, if the failure was the cloud's answer.
+fn error_code(e: &anyhow::Error) -> Option<&str> {
+    e.downcast_ref::<crate::cloud::CloudError>()
+        .and_then(|c| c.code())
+}
+
+/// A RunInstances client token: unique per launch, naming the fleet for whoever reads it.
+fn new_client_token(label: &str) -> String {
+    format!("docker-euca-{label}-{:016x}", rand::random::<u64>())
+}
+
 /// `--security-group` exists (it is used as it is, never edited).
 async fn find_users_group(ec2: &Ec2, opts: &CreateOptions) -> anyhow::Result<Option<GroupInfo>> {
     let Some(group) = &opts.security_group else {
@@ -606,6 +649,8 @@ struct Job<'a> {
     /// A RunInstances sent but not answered (lost, or the create was cancelled meanwhile): the
     /// rollback sends it once more to learn what it made.
     unanswered_launch: Option<LaunchSpec>,
+    /// The spot launch found no capacity and was made again on demand.
+    fell_back: bool,
     members: Vec<Member>,
 }
 
@@ -988,9 +1033,12 @@ impl Job<'_> {
             r.cloud.security_group_intent = None;
         })?;
         crash::point("group");
-        self.ec2
-            .create_tags(std::slice::from_ref(&id), &self.group_owner.tags())
-            .await?;
+        if self.ec2.dialect() != Dialect::Aws {
+            // Eucalyptus 4.4 takes no tags at creation (AWS's CreateSecurityGroup carried them)
+            self.ec2
+                .create_tags(std::slice::from_ref(&id), &self.group_owner.tags())
+                .await?;
+        }
         self.allow_ingress(&id).await?;
         Ok(id)
     }
@@ -1054,37 +1102,69 @@ impl Job<'_> {
             ),
         });
         let spec = self.launch_spec(groups);
-        self.journal_all(|r| r.cloud.client_token = Some(spec.client_token.clone()))?;
-        self.unanswered_launch = Some(spec.clone());
-        crash::point("launch-intent");
-        let launched = match self.ec2.run_instances(&spec).await {
-            Ok(launched) => launched,
-            Err(e) if e.is_refusal() => return self.launch_refused(e).await,
-            Err(e) => {
-                tracing::debug!("RunInstances answer lost ({e}); sending it again");
-                match self.ec2.run_instances(&spec).await {
-                    Ok(launched) => launched,
-                    // Refused with the same token: the first call made nothing either (it
-                    // would have been answered with its reservation).
-                    Err(again) if again.is_refusal() => return self.launch_refused(again).await,
-                    Err(again) => return Err(again.into()),
-                }
+        let spot = spec.aws.as_ref().is_some_and(|a| a.spot.is_some());
+        let launched = match self.send_launch(&spec).await {
+            Err(e) if self.falls_back_to_on_demand(&spec, &e) => {
+                let spec = self.on_demand_spec(spec);
+                self.progress.note(format!(
+                    "no spot capacity ({}): launching on demand instead (--spot-fallback on-demand)",
+                    error_code(&e).unwrap_or_default()
+                ));
+                self.send_launch(&spec).await?
             }
+            other => other?,
         };
-        self.journal_launched(&launched)?;
+        self.journal_launched(&launched, spot && !self.fell_back)?;
         self.unanswered_launch = None;
         crash::point("launch");
         Ok(())
     }
 
-    async fn launch_refused(&mut self, e: crate::cloud::CloudError) -> anyhow::Result<()> {
+    /// One RunInstances, journalled first by its client token; an answer lost is asked again
+    /// with the same token (EC2 then answers the first call's reservation, or refuses as it
+    /// did). A refusal made nothing: the token is unjournalled again.
+    async fn send_launch(&mut self, spec: &LaunchSpec) -> anyhow::Result<Vec<Launched>> {
+        self.journal_all(|r| r.cloud.client_token = Some(spec.client_token.clone()))?;
+        self.unanswered_launch = Some(spec.clone());
+        crash::point("launch-intent");
+        let refused = match self.ec2.run_instances(spec).await {
+            Ok(launched) => return Ok(launched),
+            Err(e) if e.is_refusal() => e,
+            Err(e) => {
+                tracing::debug!("RunInstances answer lost ({e}); sending it again");
+                match self.ec2.run_instances(spec).await {
+                    Ok(launched) => return Ok(launched),
+                    // Refused with the same token: the first call made nothing either (it
+                    // would have been answered with its reservation).
+                    Err(again) if again.is_refusal() => again,
+                    Err(again) => return Err(again.into()),
+                }
+            }
+        };
         self.unanswered_launch = None;
         self.journal_all(|r| r.cloud.client_token = None)?;
-        Err(e.into())
+        Err(refused.into())
+    }
+
+    /// A spot launch refused for want of capacity, with `--spot-fallback on-demand`.
+    fn falls_back_to_on_demand(&self, spec: &LaunchSpec, e: &anyhow::Error) -> bool {
+        self.opts.aws.spot_fallback_on_demand
+            && spec.aws.as_ref().is_some_and(|a| a.spot.is_some())
+            && super::aws_options::is_no_spot_capacity(error_code(e))
+    }
+
+    /// The same launch on demand, under a new client token (the spot one was refused).
+    fn on_demand_spec(&mut self, spec: LaunchSpec) -> LaunchSpec {
+        self.fell_back = true;
+        LaunchSpec {
+            aws: spec.aws.as_ref().map(super::aws_options::on_demand),
+            client_token: new_client_token(&self.label),
+            ..spec
+        }
     }
 
     /// Each instance of the answer goes to the machine of its launch index.
-    fn journal_launched(&mut self, launched: &[Launched]) -> anyhow::Result<()> {
+    fn journal_launched(&mut self, launched: &[Launched], spot: bool) -> anyhow::Result<()> {
         for m in self.members.iter_mut() {
             let Some(l) = launched.iter().find(|l| l.launch_index == m.index) else {
                 bail!(
@@ -1093,8 +1173,10 @@ impl Job<'_> {
                     m.name
                 );
             };
-            self.store
-                .update(&m.name, |r| r.cloud.instance_id = Some(l.id.clone()))?;
+            self.store.update(&m.name, |r| {
+                r.cloud.instance_id = Some(l.id.clone());
+                r.cloud.spot = spot;
+            })?;
             m.instance = Some(l.id.clone());
         }
         Ok(())
@@ -1123,7 +1205,7 @@ impl Job<'_> {
             root_size_gib: opts.root_size,
             root_device_name: self.image.root_device_name.clone(),
             iam_instance_profile: opts.iam_instance_profile.clone(),
-            client_token: format!("docker-euca-{}-{:016x}", self.label, rand::random::<u64>()),
+            client_token: new_client_token(&self.label),
             count: self.members.len() as u32,
             aws: super::aws_options::launch(
                 &opts.aws,
@@ -1140,6 +1222,9 @@ impl Job<'_> {
     /// Step 4, tags, at once (this dialect has no TagSpecification): each instance its own
     /// name, all calls at the same time.
     async fn tag_instances(&mut self) -> anyhow::Result<()> {
+        if self.ec2.dialect() == Dialect::Aws && self.members.len() == 1 {
+            return Ok(()); // the launch carried the machine's own tags
+        }
         let ec2 = &self.ec2;
         let calls = self.members.iter().map(|m| async move {
             let [(_, machine), (_, store)] = m.owner.tags();
@@ -1171,7 +1256,10 @@ impl Job<'_> {
             return Ok(());
         };
         match self.ec2.run_instances(&spec).await {
-            Ok(launched) => self.journal_launched(&launched),
+            Ok(launched) => {
+                let spot = spec.aws.as_ref().is_some_and(|a| a.spot.is_some());
+                self.journal_launched(&launched, spot)
+            }
             Err(e) if e.is_refusal() => self.journal_all(|r| r.cloud.client_token = None),
             Err(e) => Err(e.into()),
         }

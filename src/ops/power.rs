@@ -114,7 +114,12 @@ async fn power_group(
 ) -> (Vec<Job>, Vec<Outcome>) {
     let mut done = Vec::new();
     let mut members = Vec::new();
+    let stops = matches!(opts.action, Power::Stop | Power::Kill | Power::Restart);
     for r in group {
+        if stops && r.cloud.spot {
+            done.push((r.name.to_string(), Err(spot_cannot_stop(&r))));
+            continue;
+        }
         match instance_id(&r) {
             Ok(id) => members.push((r, id)),
             Err(e) => done.push((r.name.to_string(), Err(e))),
@@ -170,6 +175,21 @@ async fn power_group(
         })
         .collect();
     (jobs, done)
+}
+
+/// EC2 stops no one-time spot instance (it answers UnsupportedOperation): said before asking.
+fn spot_cannot_stop(r: &MachineRecord) -> anyhow::Error {
+    crate::report::Hinted::new(
+        format!(
+            "{} is a spot instance: EC2 cannot stop a one-time spot instance",
+            r.name
+        ),
+        format!(
+            "remove it with `docker euca rm {}`, or create it without --spot to stop and start it",
+            r.name
+        ),
+    )
+    .into()
 }
 
 /// One StopInstances for all, then each waits for `stopped`; returns those that stopped.

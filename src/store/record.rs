@@ -59,6 +59,9 @@ pub struct CloudRecord {
     /// tags in Eucalyptus 4.4: the unique name is the proof).
     #[serde(default)]
     pub key_pair_intent: Option<String>,
+    /// Launched as a spot instance (AWS dialect): cannot be stopped, only removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spot: bool,
     /// The RunInstances client token, journalled before the call: finds the instance even
     /// if the answer to the call never arrived.
     #[serde(default)]

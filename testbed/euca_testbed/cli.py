@@ -77,13 +77,15 @@ def ec2_url_tls(state):
 
 
 def env_lines(state):
+    from .personality import REGIONS
+
     http_url = f"http://127.0.0.1:{state['personality']['port']}/services/compute/"
     tls_url = ec2_url_tls(state)
     lines = [
         ("EC2_URL", tls_url if state.get("ec2_url_tls") and tls_url else http_url),
         ("AWS_ACCESS_KEY_ID", state["user"]["access_key"]),
         ("AWS_SECRET_ACCESS_KEY", state["user"]["secret_key"]),
-        ("EUCA_REGION", "eucalyptus"),
+        ("EUCA_REGION", REGIONS[state.get("speaks", "eucalyptus")]),
         ("EUCA_TESTBED_IMAGE", state["image_id"]),
         ("EUCA_TESTBED_ZONE", state["zone"]),
         ("EUCA_TESTBED_SUBNET", state["subnet_id"]),
@@ -247,6 +249,7 @@ def _start(args):
         "token": base64.urlsafe_b64encode(os.urandom(24)).decode(),
         "user": {"access_key": new_access_key(), "secret_key": new_secret_key()},
         "mode": args.mode or "edge",
+        "speaks": args.personality or "eucalyptus",  # the personality of the first user and of new ones
         "boot_delay": args.boot_delay if args.boot_delay is not None else 2.0,
         "public_ip_delay": args.public_ip_delay if args.public_ip_delay is not None else 3.0,
         "fake_vms": fake,
@@ -292,6 +295,9 @@ def cmd_up(args):
             if args.mode and args.mode != state.get("mode"):
                 state["mode"] = args.mode
                 daemon.write_state(state)
+            if args.personality and args.personality != state.get("speaks", "eucalyptus"):
+                raise Fail(f"this testbed speaks {state.get('speaks', 'eucalyptus')} to its first user: `down`, then "
+                           f"`up --personality {args.personality}` (or `credentials new --personality {args.personality}`)")
             if args.tls and not ec2_url_tls(state):
                 raise Fail("this testbed was started without an HTTPS port (before it had one): `down`, then `up --tls`")
             if bool(args.tls) != bool(state.get("ec2_url_tls")):
@@ -387,10 +393,24 @@ def cmd_stats(args):
 
 
 def cmd_credentials(args):
-    out = control("credentials", {"account": args.account} if args.account else {})
+    ask = {k: v for k, v in (("account", args.account), ("personality", args.personality)) if v}
+    out = control("credentials", ask)
+    if args.personality and "personality" not in out:
+        raise Fail("the running personality knows no --personality (it predates it): restart the testbed (down, up)")
     print(f"AWS_ACCESS_KEY_ID={out['access_key']}")
     print(f"AWS_SECRET_ACCESS_KEY={out['secret_key']}")
     print(f"EUCA_TESTBED_ACCOUNT={out['account']}")
+    print(f"EUCA_REGION={out.get('region', 'eucalyptus')}")
+    return 0
+
+
+def cmd_requests(args):
+    out = control("requests", {"access_key": args.access_key, "reset": args.reset})
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for r in out["requests"]:
+            print(r["action"] + (" " + " ".join(r["params"]) if r["params"] else ""))
     return 0
 
 
@@ -431,8 +451,8 @@ def cmd_fault(args):
     else:
         if args.reset and not args.lose_answer:
             raise Fail("--reset goes with --lose-answer")
-        if not (args.status or args.throttle or args.delay or args.swap_host_key or args.lose_answer):
-            raise Fail("fault needs one of --status CODE, --throttle, --delay MS, --swap-host-key, --lose-answer")
+        if not (args.status or args.throttle or args.delay or args.swap_host_key or args.lose_answer or args.capacity):
+            raise Fail("fault needs one of --status CODE, --throttle, --delay MS, --swap-host-key, --lose-answer, --capacity")
         out = control(
             "fault",
             {
@@ -443,13 +463,15 @@ def cmd_fault(args):
                 "swap_host_key": args.swap_host_key,
                 "lose_answer": args.lose_answer,
                 "reset": args.reset,
+                "capacity": args.capacity,
                 "count": args.count,
                 "access_key": args.access_key,
             },
         )
     for r in [out["fault"]] if "fault" in out else out["faults"]:
         what = ", ".join(
-            f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "swap_host_key", "lose_answer", "reset", "access_key")
+            f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "swap_host_key", "lose_answer", "reset", "capacity",
+                                    "access_key")
             if r.get(k)
         )
         print(f"{r['id']}: {r['action']} x{r['count']} {what}")
@@ -511,6 +533,10 @@ def parser():
     up.add_argument("--boot-delay", type=float, metavar="S", help="seconds from RunInstances/StartInstances to boot (default 2)")
     up.add_argument("--public-ip-delay", type=float, metavar="S", help="seconds the public address stays hidden once booted (default 3)")
     up.add_argument("--mode", choices=["edge", "vpc"], help="which launch the printed example uses (default edge)")
+    up.add_argument("--personality", choices=["eucalyptus", "aws"],
+                    help="what the first user's requests meet (and new users', unless `credentials new` says): "
+                         "Eucalyptus 4.4 (default), or AWS (no strict binding, region us-east-1, the testbed's VPC "
+                         "as the default VPC with public addresses)")
     up.add_argument("--keyring", action="store_true", help="also start a D-Bus session with an unlocked gnome-keyring")
     up.add_argument("--tls", action="store_true",
                     help="EC2_URL is the HTTPS endpoint (private CA: EUCA_TESTBED_CA) instead of the HTTP one; "
@@ -534,7 +560,16 @@ def parser():
     c.add_argument("what", choices=["new"])
     c.add_argument("--account", metavar="new|ACCOUNT_ID",
                    help="`new`: the user of a new account; an account id: another user of that account (default: the first account)")
+    c.add_argument("--personality", choices=["eucalyptus", "aws"],
+                   help="what the user's requests meet (default: the testbed's, `up --personality`); an AWS user "
+                        "belongs to the first account")
     c.set_defaults(fn=cmd_credentials)
+
+    rq = sub.add_parser("requests", help="the EC2 requests an access key sent: action and parameter names")
+    rq.add_argument("--access-key", metavar="AK", required=True)
+    rq.add_argument("--json", action="store_true")
+    rq.add_argument("--reset", action="store_true", help="print, then forget them")
+    rq.set_defaults(fn=cmd_requests)
 
     cf = sub.add_parser("config", help="change boot-delay / public-ip-delay / stale-start / clock-skew / mirror at run time")
     cf.add_argument("--access-key", metavar="AK", help="only for requests signed with AK")
@@ -563,6 +598,8 @@ def parser():
     f.add_argument("--swap-host-key", action="store_true", help="RunInstances: the next N VMs get other host keys than user data says")
     f.add_argument("--lose-answer", action="store_true", help="serve the call fully, then answer 503 ServiceUnavailable instead")
     f.add_argument("--reset", action="store_true", help="with --lose-answer: reset the connection instead of any answer")
+    f.add_argument("--capacity", action="store_true",
+                   help="RunInstances: the next N spot launches (InstanceMarketOptions) fail with InsufficientInstanceCapacity")
     f.add_argument("--count", type=int, default=1, metavar="N", help="how many calls (VMs) it applies to (default 1)")
     f.add_argument("--access-key", metavar="AK", help="only calls signed with AK")
     f.add_argument("--clear", action="store_true", help="remove faults (of ACTION / AK when given)")

@@ -101,6 +101,10 @@ class Instance:
     user_data: bytes
     authorized_keys: list
     swap_host_key: bool = False
+    # a VPC instance with a public address (AWS: its default subnet maps one at launch, or the launch
+    # asked for one): given at launch, visible once running, given back at stop, a new one at start
+    vpc_public: bool = False
+    spot: bool = False  # launched with InstanceMarketOptions (AWS: a one-time spot instance cannot be stopped)
     launch_index: int = 0  # moto's amiLaunchIndex in its reservation (0..N-1 for MinCount=MaxCount=N)
     mirror: str = "ok"  # the package mirror its VM sees (config of the launching / last starting key)
     mirror_hang: float = MIRROR_HANG
@@ -178,9 +182,10 @@ class Fleet:
 
     # ---- lifecycle, called after moto accepted the action ----
     def launched(self, *, instance_id, owner, account, client_token, edge, moto_private, moto_public, user_data,
-                 authorized_keys, swap_host_key, launch_index=0):
+                 authorized_keys, swap_host_key, launch_index=0, vpc_public=False, spot=False):
         private = self.private_pool.take() if edge else moto_private
-        public = self.public_pool.take() if edge else None
+        vpc_public = vpc_public and not edge
+        public = self.public_pool.take() if edge or vpc_public else None
         inst = Instance(
             id=instance_id,
             owner=owner,
@@ -195,6 +200,8 @@ class Fleet:
             authorized_keys=authorized_keys,
             swap_host_key=swap_host_key,
             launch_index=launch_index,
+            vpc_public=vpc_public,
+            spot=spot,
         )
         with self._mu:
             self._instances[instance_id] = inst
@@ -208,8 +215,8 @@ class Fleet:
             return
         cfg = self.config.get(access_key)
         with self._mu:
-            if inst.edge:
-                inst.public = self.public_pool.take()  # EDGE: a stopped instance gives its public address back
+            if inst.edge or inst.vpc_public:
+                inst.public = self.public_pool.take()  # a stopped instance gives its public address back
             inst.swap_host_key = False
             inst.stale_until = time.time() + cfg["stale_start"] if cfg["stale_start"] > 0 else None
         log.info("start %s public=%s stale for %gs", instance_id, inst.public, cfg["stale_start"])
@@ -271,12 +278,12 @@ class Fleet:
         public = None
         if shown in ("terminated", "shutting-down"):
             private = None
-        elif inst.edge:
+        elif inst.edge or inst.vpc_public:
             if shown == "pending":
-                public = "0.0.0.0"
+                public = "0.0.0.0" if inst.edge else None
             elif shown == "running":
                 visible = inst.public_visible_at is not None and time.time() >= inst.public_visible_at
-                public = inst.public if visible else inst.private
+                public = inst.public if visible or not inst.edge else inst.private
         return Presentation(inst.edge, state, private, public, inst.moto_private, inst.moto_public, inst.client_token)
 
     # ---- background work ----
@@ -312,7 +319,8 @@ class Fleet:
             self._boot_vm(inst, gen)
         with self._mu:
             if inst.generation == gen:
-                inst.public_visible_at = time.time() + public_ip_delay
+                # EDGE shows the public address a while after boot; a VPC one is there once running
+                inst.public_visible_at = time.time() + (public_ip_delay if inst.edge else 0)
 
     def _boot_vm(self, inst, gen):
         """vm.boot for the instance as it is now; the caller holds op_lock."""

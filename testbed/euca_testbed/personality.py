@@ -45,6 +45,12 @@ from .machines import Machines
 log = logging.getLogger("testbed.personality")
 
 MOTO_REGION = "us-east-1"
+EUCALYPTUS, AWS = "eucalyptus", "aws"
+PERSONALITIES = (EUCALYPTUS, AWS)
+# the SigV4 region each personality's endpoint takes (`up` / `credentials new` print it as EUCA_REGION)
+REGIONS = {EUCALYPTUS: "eucalyptus", AWS: MOTO_REGION}
+AWS_ROOT_GIB = "8"  # an AWS image's root snapshot size, for a root mapping that names none (moto wants one)
+REQUEST_LOG_MAX = 5000  # requests remembered per access key (`testbed requests`)
 SERVICE_PATHS = ("/", "/services/compute", "/services/compute/")
 TOKEN_HEADER = "X-Testbed-Token"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account: the first user's (`up` prints its keys)
@@ -89,18 +95,24 @@ def new_secret_key():
 
 
 class Users:
-    """Access key -> (secret, account id). Users of one account share its resources (one moto account)."""
+    """Access key -> (secret, account id, personality). Users of one account share its resources (one
+    moto account); each user's requests meet the personality it was made with (PERSONALITIES)."""
 
     def __init__(self):
         self._mu = threading.Lock()
         self._users = {}
 
-    def add(self, access_key=None, secret_key=None, account=DEFAULT_ACCOUNT):
+    def add(self, access_key=None, secret_key=None, account=DEFAULT_ACCOUNT, personality=EUCALYPTUS):
         access_key = access_key or new_access_key()
         secret_key = secret_key or new_secret_key()
         with self._mu:
-            self._users[access_key] = (secret_key, account)
+            self._users[access_key] = (secret_key, account, personality)
         return access_key, secret_key
+
+    def personality(self, access_key):
+        with self._mu:
+            u = self._users.get(access_key)
+            return u[2] if u else EUCALYPTUS
 
     def secret(self, access_key):
         with self._mu:
@@ -114,7 +126,7 @@ class Users:
 
     def accounts(self):
         with self._mu:
-            return sorted({a for _, a in self._users.values()} | {DEFAULT_ACCOUNT})
+            return sorted({u[1] for u in self._users.values()} | {DEFAULT_ACCOUNT})
 
     def new_account(self):
         """A fresh 12-digit account id, none of the known ones."""
@@ -164,6 +176,30 @@ class Stats:
                 self._errors.clear()
 
 
+class Requests:
+    """What each access key sent, in order: the action and its parameter names (never a value: user
+    data carries host keys). Shows what reached the endpoint in each dialect (`testbed requests`)."""
+
+    def __init__(self):
+        self._mu = threading.Lock()
+        self._log = defaultdict(list)
+
+    def add(self, access_key, action, params):
+        names = sorted(k for k in params if k not in ("Action", "Version"))
+        with self._mu:
+            entries = self._log[access_key]
+            entries.append({"action": action, "params": names})
+            del entries[:-REQUEST_LOG_MAX]
+
+    def get(self, access_key):
+        with self._mu:
+            return [dict(e) for e in self._log.get(access_key, [])]
+
+    def reset(self, access_key):
+        with self._mu:
+            self._log.pop(access_key, None)
+
+
 class Faults:
     """Per-action faults, consumed one per matching request (swap-host-key: one per VM)."""
 
@@ -192,15 +228,16 @@ class Faults:
             return [dict(r) for r in self._rules]
 
     def take(self, action, access_key, kind):
-        """Consume one matching rule of this kind (request faults, or swap_host_key)."""
+        """Consume one matching rule of this kind: "request" (the call's own faults), "swap"
+        (swap_host_key, one per VM) or "capacity" (spot launches only)."""
         with self._mu:
             for r in self._rules:
                 if r["action"] != action or r["count"] <= 0:
                     continue
                 if r.get("access_key") and r["access_key"] != access_key:
                     continue
-                is_swap = bool(r.get("swap_host_key"))
-                if (kind == "swap") != is_swap:
+                rule_kind = "swap" if r.get("swap_host_key") else "capacity" if r.get("capacity") else "request"
+                if kind != rule_kind:
                     continue
                 r["count"] -= 1
                 rule = dict(r)
@@ -406,6 +443,31 @@ def _user_data_size(raw):
         return len(raw.encode())
 
 
+def _defer_filters(params, names):
+    """The params without the filters named in `names` (their values go under names[filter], for
+    the answer's rewrite to apply), or None when there is none of them. The others are renumbered."""
+    groups = defaultdict(dict)
+    rest = {}
+    for k, v in params.items():
+        m = re.fullmatch(r"Filter\.(\d+)\.(.+)", k)
+        if m:
+            groups[int(m[1])][m[2]] = v
+        else:
+            rest[k] = v
+    deferred, kept = {}, []
+    for n in sorted(groups):
+        g = groups[n]
+        if g.get("Name") in names:
+            deferred.setdefault(names[g["Name"]], []).extend(v for k, v in sorted(g.items()) if k.startswith("Value."))
+        else:
+            kept.append(g)
+    if not deferred:
+        return None
+    for n, g in enumerate(kept, 1):
+        rest.update({f"Filter.{n}.{k}": v for k, v in g.items()})
+    return dict(rest, **deferred)
+
+
 def instance_not_found(instance_ids, rid=None):
     """EC2's answer to a call naming instances that do not exist (moto's and EC2's wording)."""
     if len(instance_ids) > 1:
@@ -420,7 +482,9 @@ class Personality:
         self.state = state
         self.token = state["token"]
         self.users = Users()
-        self.users.add(state["user"]["access_key"], state["user"]["secret_key"])
+        self.default_personality = state.get("speaks", EUCALYPTUS)
+        self.users.add(state["user"]["access_key"], state["user"]["secret_key"], personality=self.default_personality)
+        self.requests = Requests()
         self.moto = Moto(state["moto"]["port"], accounts=self.users.accounts)
         self.stats = Stats()
         self.faults = Faults()
@@ -430,6 +494,7 @@ class Personality:
         # the reconcile loop asks moto about every account that has instances
         self.fleet = Fleet(self.machines, self.config, describe_moto=lambda: self.moto.instance_states(self.fleet.accounts()))
         self.subnet_id = state["subnet_id"]
+        self.vpc_id = state.get("vpc_id")
         if state.get("default_vpc_id"):
             self.moto.known_default_vpc(DEFAULT_ACCOUNT, state["default_vpc_id"])
         self.port = None
@@ -437,6 +502,9 @@ class Personality:
         self.local = threading.local()  # per request thread: .tls, whether it came in on the HTTPS port
 
     # ---------------- EC2 ----------------
+    def is_aws(self, ak):
+        return self.users.personality(ak) == AWS
+
     def clock_skew(self, headers):
         """Seconds the personality's clock runs ahead for this request: the clock_skew of the key in
         its Authorization header (signature not checked yet: a refused request gets the skewed Date
@@ -455,14 +523,17 @@ class Personality:
 
         skew = getattr(req, "tb_clock_skew", 0.0)
         now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=skew)
+        claimed = sigv4.parse_authorization(req.headers.get("Authorization"))
+        region = REGIONS[self.users.personality(claimed.access_key if claimed else None)]
         try:
-            auth = sigv4.verify(method, path, query, req.headers, body, self.users.secret, now=now)
+            auth = sigv4.verify(method, path, query, req.headers, body, self.users.secret, regions=(region,), now=now)
         except sigv4.AuthError as e:
             ak = sigv4.parse_authorization(req.headers.get("Authorization"))
             self.stats.count(ak.access_key if ak else "-", action or "-", e.status)
             return e.status, ec2xml.error(e.code, e.message, rid)
         ak = auth.access_key
         req.tb_access_key = ak
+        self.requests.add(ak, action or "-", params)
 
         status, out = self._ec2_after_auth(req, ak, action, params, method, path, query, body, rid)
         self.stats.count(ak, action or "-", status)
@@ -481,6 +552,14 @@ class Personality:
             failed = self._fault_answer(fault, rid)
             if failed:
                 return failed
+        if action == "RunInstances" and params.get("InstanceMarketOptions.MarketType") == "spot":
+            if self.faults.take(action, ak, "capacity"):
+                log.info("fault: no spot capacity for %s", ak)
+                return 500, ec2xml.error(
+                    "InsufficientInstanceCapacity",
+                    "There is no Spot capacity available that matches your request.",
+                    rid,
+                )
         status, out = self._serve(req, ak, action, params, method, query, body, rid)
         if fault and fault.get("lose_answer"):
             # the call took effect; only its answer is lost on the way back
@@ -506,9 +585,12 @@ class Personality:
         """Binding, then the action: answered by the personality, or by moto and rewritten."""
         if not action:
             return 400, ec2xml.error("MissingAction", "The request must contain the parameter Action", rid)
-        if not binding.known_action(action):
+        aws = self.is_aws(ak)
+        if aws:
+            pass  # AWS binds what moto binds: no Eucalyptus binding, no Eucalyptus names
+        elif not binding.known_action(action):
             return 400, ec2xml.error("InvalidAction", f"The action {action} is not valid for this web service.", rid)
-        leftovers = binding.unbound(action, params)
+        leftovers = [] if aws else binding.unbound(action, params)
         if leftovers:
             return 400, ec2xml.error("InvalidParameterValue", binding.failure_message(params, leftovers), rid)
         account = self.users.account(ak)
@@ -519,7 +601,8 @@ class Personality:
         token = params.get("ClientToken") if action == "RunInstances" else None
         with self.tokens.serialised(account, token):
             status, resp = self._answer(req, ak, account, action, params, method, query, body, rid)
-        resp = resp.replace(f":{MOTO_REGION}:".encode(), b":eucalyptus:")
+        if not aws:
+            resp = resp.replace(f":{MOTO_REGION}:".encode(), b":eucalyptus:")
         return status, ec2xml.sanitize(resp)
 
     def _answer(self, req, ak, account, action, params, method, query, body, rid):
@@ -529,7 +612,16 @@ class Personality:
             if early is not None:
                 return early
 
-        status, resp = self._forward(req, method, query, body, account)
+        rewrite = getattr(self, "_aws_" + action, None) if self.is_aws(ak) else None
+        sent = rewrite(ak, params) if rewrite else None
+        if isinstance(sent, tuple):
+            return sent  # refused, as AWS would
+        if sent is not None:
+            # the request as AWS would read it: sent to moto as rewritten (moto checks no signature)
+            status, resp = self.moto.query(account, {k: v for k, v in sent.items() if not k.startswith("_tb.")})
+            params = sent
+        else:
+            status, resp = self._forward(req, method, query, body, account)
         post = getattr(self, "_post_" + action, None)
         if status == 200 and post:
             try:
@@ -601,13 +693,14 @@ class Personality:
         else:
             endpoint = f"http://127.0.0.1:{self.port}/services/compute"
         ns = ec2xml.EC2_NS
+        region = REGIONS[self.users.personality(ak)]
         body = (
             f'<?xml version="1.0" encoding="UTF-8"?>\n<DescribeRegionsResponse xmlns="{ns}">'
-            f"<requestId>{rid}</requestId><regionInfo><item><regionName>eucalyptus</regionName>"
+            f"<requestId>{rid}</requestId><regionInfo><item><regionName>{region}</regionName>"
             f"<regionEndpoint>{endpoint}</regionEndpoint></item></regionInfo></DescribeRegionsResponse>"
         )
         names = [v for k, v in params.items() if k.startswith("RegionName.")]
-        if names and "eucalyptus" not in names:
+        if names and region not in names:
             return 400, ec2xml.error("InvalidParameterValue", f"Invalid region: {names[0]}", rid)
         return 200, body.encode()
 
@@ -618,7 +711,7 @@ class Personality:
             # the testbed's VPC and subnet are the first account's; other accounts have none
             return 400, ec2xml.error("InvalidSubnetID.NotFound", f"The subnet ID '{subnet}' does not exist", rid)
         itype = params.get("InstanceType")
-        if itype is not None and itype not in INSTANCE_TYPES:
+        if itype is not None and itype not in INSTANCE_TYPES and not self.is_aws(ak):
             return 400, ec2xml.error("InvalidParameterValue", f"Invalid value '{itype}' for InstanceType.", rid)
         if _user_data_size(params.get("UserData", "")) > USER_DATA_LIMIT:
             return 400, ec2xml.error("InvalidParameterValue", f"User data is limited to {USER_DATA_LIMIT} bytes", rid)
@@ -661,6 +754,8 @@ class Personality:
         account = self.users.account(ak)
         doc = ec2xml.Doc(resp)
         edge = not (params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId"))
+        # AWS: the default subnet maps a public address at launch unless the launch says no
+        vpc_public = self.is_aws(ak) and params.get("NetworkInterface.1.AssociatePublicIpAddress") != "false"
         raw = params.get("UserData", "")
         try:
             user_data = base64.b64decode(raw) if raw else b""
@@ -696,6 +791,8 @@ class Personality:
                 authorized_keys=keys,
                 swap_host_key=swap,
                 launch_index=launch_index,
+                vpc_public=vpc_public,
+                spot=params.get("InstanceMarketOptions.MarketType") == "spot",
             )
         if token:
             self.tokens.put(account, token, doc.text(doc.root, "reservationId"), ids)
@@ -735,6 +832,8 @@ class Personality:
         return doc.serialize()
 
     def _post_DescribeAvailabilityZones(self, ak, params, resp):
+        if self.is_aws(ak):
+            return resp
         doc = ec2xml.Doc(resp)
         for item in doc.iter("item"):
             if doc.text(item, "regionName") == MOTO_REGION:
@@ -758,18 +857,89 @@ class Personality:
     def _post_DescribeVpcs(self, ak, params, resp):
         # moto's default VPC (172.31.0.0/16) is not the testbed's: an instance there would get an
         # address outside the testbed's ranges.
-        return self._drop_items(resp, lambda d, it: d.text(it, "vpcId") is not None and d.text(it, "isDefault") == "true")
+        resp = self._drop_items(resp, lambda d, it: d.text(it, "vpcId") is not None and d.text(it, "isDefault") == "true")
+        if not self.is_aws(ak):
+            return resp
+        # AWS: the testbed's VPC is the first account's default VPC
+        doc = ec2xml.Doc(resp)
+        for item in doc.iter("item"):
+            if doc.text(item, "vpcId") == self.vpc_id and doc.child(item, "isDefault") is not None:
+                doc.set_text(item, "isDefault", "true")
+        wanted = params.get("_tb.is-default")
+        return self._filtered(doc, "vpcId", lambda it: doc.text(it, "isDefault") in wanted) if wanted else doc.serialize()
 
     def _post_DescribeSubnets(self, ak, params, resp):
         default_vpc = self.moto.default_vpc_id(self.users.account(ak))
-        return self._drop_items(
+        resp = self._drop_items(
             resp,
             lambda d, it: d.text(it, "subnetId") is not None
             and (d.text(it, "defaultForAz") == "true" or d.text(it, "vpcId") == default_vpc),
         )
+        if not self.is_aws(ak):
+            return resp
+        # AWS: the testbed's subnet is the default VPC's subnet of its zone, mapping public addresses
+        doc = ec2xml.Doc(resp)
+        for item in doc.iter("item"):
+            if doc.text(item, "subnetId") == self.subnet_id:
+                doc.set_text(item, "defaultForAz", "true")
+                doc.set_text(item, "mapPublicIpOnLaunch", "true")
+        wanted = params.get("_tb.default-for-az")
+        return self._filtered(doc, "subnetId", lambda it: doc.text(it, "defaultForAz") in wanted) if wanted else doc.serialize()
+
+    def _filtered(self, doc, id_tag, keep):
+        """The answer with only the items (those with `id_tag`) that `keep`."""
+        for parent in list(doc.root.iter()):
+            for item in list(parent.findall(doc.q("item"))):
+                if doc.child(item, id_tag) is not None and not keep(item):
+                    parent.remove(item)
+        return doc.serialize()
+
+    # ---- AWS: the request as AWS reads it (_aws_X returns the params to send moto, None for as
+    # sent, or an error answer); "_tb.*" entries carry what the answer's rewrite needs ----
+    def _aws_DescribeVpcs(self, ak, params):
+        return _defer_filters(params, {"is-default": "_tb.is-default", "isDefault": "_tb.is-default"})
+
+    def _aws_DescribeSubnets(self, ak, params):
+        return _defer_filters(params, {"default-for-az": "_tb.default-for-az", "defaultForAz": "_tb.default-for-az"})
+
+    def _aws_CreateSecurityGroup(self, ak, params):
+        if params.get("VpcId") or self.users.account(ak) != DEFAULT_ACCOUNT:
+            return None
+        return dict(params, VpcId=self.vpc_id)  # AWS makes it in the default VPC
+
+    def _aws_RunInstances(self, ak, params):
+        """Into the default subnet when no subnet is named, and a size for a root mapping without
+        one (EC2 takes the image's; moto insists on one)."""
+        out = dict(params)
+        if not (params.get("SubnetId") or params.get("NetworkInterface.1.SubnetId")):
+            if self.users.account(ak) != DEFAULT_ACCOUNT:
+                return 400, ec2xml.error("VPCIdNotSpecified", "No default VPC for this user.")
+            if "NetworkInterface.1.DeviceIndex" in params:
+                out["NetworkInterface.1.SubnetId"] = self.subnet_id
+            else:
+                out["SubnetId"] = self.subnet_id
+        for k in params:
+            m = re.fullmatch(r"BlockDeviceMapping\.(\d+)\.Ebs\.(\w+)", k)
+            if m:
+                base = f"BlockDeviceMapping.{m[1]}.Ebs."
+                if base + "VolumeSize" not in params and base + "SnapshotId" not in params:
+                    out[base + "VolumeSize"] = AWS_ROOT_GIB
+        return out if out != params else None
+
+    def _pre_StopInstances(self, ak, params, rid):
+        spot = [i for i in self._instance_ids(params) if (inst := self.fleet.get(i)) is not None and inst.spot]
+        if spot and self.is_aws(ak):
+            return 400, ec2xml.error(
+                "UnsupportedOperation",
+                f"You can't stop the Spot Instance '{spot[0]}' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.",
+                rid,
+            )
+        return None
 
     def _post_DescribeSecurityGroups(self, ak, params, resp):
         default_vpc = self.moto.default_vpc_id(self.users.account(ak))
+        if self.is_aws(ak):  # moto's default VPC is hidden, and its groups with it
+            return self._drop_items(resp, lambda d, it: d.text(it, "groupId") is not None and d.text(it, "vpcId") == default_vpc)
         doc = ec2xml.Doc(resp)
         for item in doc.iter("item"):
             if doc.text(item, "groupId") and doc.text(item, "vpcId") == default_vpc:
@@ -828,7 +998,12 @@ class Personality:
             else:
                 nis = doc.child(item, "networkInterfaceSet")
                 for eni in doc.iter("item", nis) if nis is not None else []:
-                    doc.remove(eni, "association")  # VPC instances here get no public address
+                    assoc = doc.child(eni, "association")
+                    if assoc is not None and p.public_ip:
+                        doc.set_text(assoc, "publicIp", p.public_ip)
+                        doc.set_text(assoc, "publicDnsName", p.public_dns or "")
+                    elif not p.public_ip:
+                        doc.remove(eni, "association")  # no public address (Eucalyptus VPC instances never get one here)
                     if doc.child(eni, "privateDnsName") is not None:
                         doc.set_text(eni, "privateDnsName", p.private_dns or "")
             # anything left that still names moto's addresses
@@ -868,6 +1043,14 @@ class Personality:
             return 200, out
         if route == "credentials":
             return self._control_credentials(data)
+        if route == "requests":
+            ak = data.get("access_key") or q.get("access_key")
+            if not ak:
+                return 400, {"error": "requests needs access_key"}
+            out = {"access_key": ak, "personality": self.users.personality(ak), "requests": self.requests.get(ak)}
+            if data.get("reset") or q.get("reset"):
+                self.requests.reset(ak)
+            return 200, out
         if route == "config":
             if method == "POST":
                 values = {k: data.get(k) for k in ("boot_delay", "public_ip_delay", "stale_start")}
@@ -911,8 +1094,14 @@ class Personality:
         return 404, {"error": f"no control route {route!r}"}
 
     def _control_credentials(self, data):
-        """A new user: of the first account (default), of a new account, or of a known one."""
+        """A new user: of the first account (default), of a new account, or of a known one; its
+        requests meet the personality asked for (default: the testbed's, `up --personality`)."""
+        personality = data.get("personality") or self.default_personality
+        if personality not in PERSONALITIES:
+            return 400, {"error": f"personality must be one of {', '.join(PERSONALITIES)}, not {personality!r}"}
         want = data.get("account")
+        if personality == AWS and want not in (None, "", DEFAULT_ACCOUNT):
+            return 400, {"error": "an AWS user belongs to the first account: the testbed's default VPC is there"}
         if want in (None, ""):
             account = DEFAULT_ACCOUNT
         elif want == "new":
@@ -923,9 +1112,10 @@ class Personality:
             return 404, {"error": f"no account {want} (known: {', '.join(self.users.accounts())})"}
         else:
             return 400, {"error": f"account must be 'new' or a 12-digit account id, not {want!r}"}
-        ak, sk = self.users.add(account=account)
-        log.info("new user %s in account %s", ak, account)
-        return 200, {"access_key": ak, "secret_key": sk, "account": account}
+        ak, sk = self.users.add(account=account, personality=personality)
+        log.info("new user %s in account %s (%s)", ak, account, personality)
+        return 200, {"access_key": ak, "secret_key": sk, "account": account, "personality": personality,
+                     "region": REGIONS[personality]}
 
     def _control_fault(self, data):
         if data.get("clear"):
@@ -937,6 +1127,10 @@ class Personality:
             return 400, {"error": f"unknown action {data['action']!r} (known: {', '.join(sorted(binding.ACTIONS))})"}
         if data.get("swap_host_key") and data["action"] != "RunInstances":
             return 400, {"error": "--swap-host-key applies to RunInstances only"}
+        if data.get("capacity") and data["action"] != "RunInstances":
+            return 400, {"error": "--capacity applies to RunInstances only"}
+        if data.get("capacity") and any(data.get(k) for k in ("status", "throttle", "swap_host_key", "lose_answer")):
+            return 400, {"error": "--capacity answers the spot launch itself: it does not combine with other faults"}
         if data.get("reset") and not data.get("lose_answer"):
             return 400, {"error": "--reset goes with --lose-answer"}
         if data.get("lose_answer") and any(data.get(k) for k in ("status", "throttle", "swap_host_key")):

@@ -3,6 +3,7 @@
 //! dockerd, openssl, and (from the testbed issues on) the local Eucalyptus testbed.
 
 mod after_down;
+mod aws;
 mod bad_input;
 mod bench_figures;
 mod bench_ls;

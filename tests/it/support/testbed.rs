@@ -67,6 +67,8 @@ pub fn env() -> &'static HashMap<String, String> {
 pub struct User {
     pub access_key: String,
     pub secret_key: String,
+    /// The SigV4 region its personality takes: `eucalyptus`, or `us-east-1` for an AWS user.
+    pub region: String,
 }
 
 impl User {
@@ -79,13 +81,40 @@ impl User {
         Self::with_args(&["credentials", "new", "--account", "new"])
     }
 
+    /// A user whose requests meet the testbed's AWS personality (first account, region
+    /// us-east-1, the testbed's VPC as the default VPC).
+    pub fn aws() -> User {
+        Self::with_args(&["credentials", "new", "--personality", "aws"])
+    }
+
     fn with_args(args: &[&str]) -> User {
         env();
         let kv = parse_exports(&testbed(args));
         User {
             access_key: kv["AWS_ACCESS_KEY_ID"].clone(),
             secret_key: kv["AWS_SECRET_ACCESS_KEY"].clone(),
+            region: kv["EUCA_REGION"].clone(),
         }
+    }
+
+    pub fn is_aws(&self) -> bool {
+        self.region != "eucalyptus"
+    }
+
+    /// The EC2 requests this user sent, in order: action and parameter names.
+    pub fn requests(&self) -> Vec<(String, Vec<String>)> {
+        let out = testbed(&["requests", "--json", "--access-key", &self.access_key]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let names = r["params"].as_array().unwrap();
+                let names = names.iter().map(|n| n.as_str().unwrap().to_string());
+                (r["action"].as_str().unwrap().to_string(), names.collect())
+            })
+            .collect()
     }
 
     /// EC2 calls this user made, per action.
@@ -117,7 +146,7 @@ impl User {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ec2::connect(&CloudTarget {
             endpoint: env()["EC2_URL"].clone(),
-            region: "eucalyptus".into(),
+            region: self.region.clone(),
             keys: AccessKeys {
                 access_key_id: self.access_key.clone(),
                 secret_access_key: Secret::new(self.secret_key.clone()),
@@ -126,7 +155,11 @@ impl User {
             profile: "test".into(),
             ca_bundle: None,
             keys_source: "test".into(),
-            dialect: docker_euca::dialect::Dialect::Eucalyptus,
+            dialect: if self.is_aws() {
+                docker_euca::dialect::Dialect::Aws
+            } else {
+                docker_euca::dialect::Dialect::Eucalyptus
+            },
         })
         .unwrap()
     }
@@ -140,6 +173,9 @@ impl User {
                 "DBUS_SESSION_BUS_ADDRESS",
                 &env()["DBUS_SESSION_BUS_ADDRESS"],
             );
+        if self.is_aws() {
+            cmd.env("AWS_REGION", &self.region);
+        }
     }
 }
 
