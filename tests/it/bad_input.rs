@@ -354,6 +354,34 @@ const CASES: &[Case] = &[
         &["create", "web1", "--image", "{image}", "--root-encrypted=false"],
         "--root-encrypted works only in the AWS dialect",
     ),
+    refused(
+        &["create", "web1", "--image", "{image}", "--spot", "--spot-fallback", "on-demand"],
+        "--spot, --spot-fallback work only in the AWS dialect",
+    ),
+    refused(
+        &["create", "web1", "--image", "{image}", "--no-public-ip"],
+        "--no-public-ip works only in the AWS dialect",
+    ),
+    usage(
+        &["create", "web1", "--image", "{image}", "--spot-max-price", "0.05"],
+        "required arguments were not provided",
+    ),
+    usage(
+        &["create", "web1", "--image", "{image}", "--spot", "--spot-max-price", "cheap"],
+        "is not a price: give dollars per hour, e.g. 0.05",
+    ),
+    usage(
+        &["create", "web1", "--image", "{image}", "--spot", "--spot-max-price", "0"],
+        "is not a price",
+    ),
+    usage(
+        &["create", "web1", "--image", "{image}", "--spot", "--spot-fallback", "never"],
+        "invalid value 'never'",
+    ),
+    usage(
+        &["create", "web1", "--image", "{image}", "--associate-public-ip", "--no-public-ip"],
+        "cannot be used with",
+    ),
     usage(
         &["create", "web1", "--image", "{image}", "--dialect", "azure"],
         "invalid value 'azure' for '--dialect <DIALECT>'",
@@ -495,10 +523,15 @@ const CASES: &[Case] = &[
         "x9.huge",
     )
     .refused_by_the_cloud_at_launch(),
-    // Eucalyptus's strict binding refuses the AWS dialect by name (tags at creation on the group
-    // first; the launch's IMDSv2 and typed root volume would follow): the record goes too.
+    // The AWS dialect forced on a Eucalyptus cloud: without --subnet it finds no default VPC
+    // (before anything is made); in a subnet, the strict binding refuses it by name (tags at
+    // creation on the group first; the launch's IMDSv2 and typed root volume would follow).
     refused(
         &["create", "-q", "{name}", "--image", "{image}", "--dialect", "aws"],
+        "has no default VPC subnet",
+    ),
+    refused(
+        &["create", "-q", "{name}", "--image", "{image}", "--dialect", "aws", "--subnet", "{subnet}"],
         "Failed to bind the following fields",
     )
     .refused_by_the_cloud_at_launch(),
@@ -788,6 +821,7 @@ fn placeholders(user: &User, home: &DockerHome, files: &Path) -> Vec<(&'static s
     let endpoint = env()["EC2_URL"].clone();
     vec![
         ("{image}", env()["EUCA_TESTBED_IMAGE"].clone()),
+        ("{subnet}", env()["EUCA_TESTBED_SUBNET"].clone()),
         // TLS spoken to the testbed's plain HTTP port.
         ("{tls}", endpoint.replacen("http://", "https://", 1)),
         ("{endpoint}", endpoint),
