@@ -46,6 +46,9 @@ pub struct LoginArgs {
     /// Import from an eucarc file
     #[arg(long, value_name = "FILE")]
     from_eucarc: Option<PathBuf>,
+    /// Move a profile's static key from the AWS shared config (~/.aws) into the keyring
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["from_euca2ools", "from_eucarc", "access_key", "secret_key", "secret_key_stdin"])]
+    from_aws_profile: Option<String>,
     /// Source CIDR `create` admits by default with this profile (repeatable; without it, a
     /// create admits only this machine's own address)
     #[arg(long = "allow-cidr", value_name = "CIDR", value_parser = super::cloud_args::parse_cidr)]
@@ -66,6 +69,7 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         ca_bundle: args.ca_bundle,
         from_euca2ools: args.from_euca2ools,
         from_eucarc: args.from_eucarc,
+        from_aws_profile: args.from_aws_profile,
         allow_cidrs: args.allow_cidrs,
         dialect: args.dialect.into(),
     };

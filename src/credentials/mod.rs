@@ -6,11 +6,15 @@
 //!    `EC2_ACCESS_KEY`/`EC2_SECRET_KEY`, `EC2_URL` (also `REGION::URL`), `AWS_ENDPOINT_URL_EC2`,
 //!    `AWS_REGION`/`AWS_DEFAULT_REGION`, `EUCA_DEFAULT_REGION`;
 //! 3. the profile: `--profile`, else the one recorded for the machine, else `default`;
-//! 4. euca2ools' `~/.euca/*.ini`, read only.
+//! 4. euca2ools' `~/.euca/*.ini`, read only;
+//! 5. the AWS shared config's profile (`AWS_PROFILE`, else `default`): static keys or a
+//!    `credential_process`, read only, with its region when its keys are the ones used.
 //!
 //! Each setting (endpoint, region, keys) comes from the first source that has it; an access key
-//! and its secret always come from the same source. Secrets never touch disk or argv.
+//! and its secret always come from the same source. Secrets never touch disk or argv. With no
+//! endpoint anywhere, an AWS region's is EC2's own (`https://ec2.REGION.amazonaws.com/`).
 
+pub mod aws_shared;
 pub mod euca2ools;
 pub mod keyring;
 pub mod profiles;
@@ -96,10 +100,12 @@ pub enum CredentialsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the AWS shared config's profile {profile:?} gave no keys: {message}")]
+    AwsProfile { profile: String, message: String },
 }
 
 fn profile_note(p: &str) -> String {
-    format!(" (looked in flags, environment, profile {p:?} and ~/.euca)")
+    format!(" (looked in flags, environment, profile {p:?}, ~/.euca and the AWS shared config)")
 }
 
 impl CredentialsError {
@@ -115,6 +121,10 @@ impl CredentialsError {
             CredentialsError::HalfPair(_, missing) => format!("set {missing} as well, or neither"),
             CredentialsError::Keyring(_) => "start a Secret Service (gnome-keyring) or check the keyring's lock".into(),
             CredentialsError::Read { .. } => "check that the file is readable and that DOCKER_CONFIG (docker's --config) is a directory of yours".into(),
+            CredentialsError::AwsProfile { profile, .. } => format!(
+                "check [profile {profile}] in ~/.aws/config (its credential_process must print the keys as JSON), \
+                 or pick another with AWS_PROFILE"
+            ),
         })
     }
 }
@@ -140,6 +150,25 @@ pub struct Sources<'a> {
     pub secret_of: &'a SecretLookup,
     /// `~/.euca` (a directory of *.ini) or a file.
     pub euca2ools: Option<PathBuf>,
+    /// The AWS shared config's selected profile, loaded only when no other source has keys.
+    pub aws_profile: &'a AwsProfileLookup<'a>,
+}
+
+/// Loads the AWS shared config's profile (it may run a `credential_process`).
+pub type AwsProfileLookup<'a> =
+    dyn Fn() -> Result<Option<aws_shared::SharedProfile>, CredentialsError> + 'a;
+
+fn static_keys(access_key_id: String, secret: Secret<String>) -> AccessKeys {
+    AccessKeys {
+        access_key_id,
+        secret_access_key: secret,
+        session_token: None,
+    }
+}
+
+/// EC2's own endpoint of an AWS region (`None` for any other region name).
+pub fn aws_endpoint(region: &str) -> Option<String> {
+    crate::dialect::is_aws_region(region).then(|| format!("https://ec2.{region}.amazonaws.com/"))
 }
 
 /// Resolves a cloud target through the chain. `machine_profile` is the profile recorded for
@@ -193,8 +222,7 @@ pub fn resolve(
 
     let endpoint = endpoint
         .or_else(|| profile.as_ref().map(|p| p.endpoint.clone()))
-        .or_else(|| euca.as_ref().and_then(|e| e.endpoint.clone()))
-        .ok_or(CredentialsError::NoEndpoint)?;
+        .or_else(|| euca.as_ref().and_then(|e| e.endpoint.clone()));
     let region = asked_region
         .or_else(|| {
             profile
@@ -202,8 +230,7 @@ pub fn resolve(
                 .map(|p| p.region.clone())
                 .filter(|r| !r.is_empty())
         })
-        .or_else(|| euca.as_ref().and_then(|e| e.region.clone()))
-        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        .or_else(|| euca.as_ref().and_then(|e| e.region.clone()));
 
     // Keys: one source for the pair.
     let session_token = env("AWS_SESSION_TOKEN").map(Secret::new);
@@ -220,41 +247,42 @@ pub fn resolve(
                 (None, None) => Ok(None),
             }
         };
-    let (keys, keys_source) =
-        if let Some(k) = from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")? {
-            (k, "environment (AWS_ACCESS_KEY_ID)".to_string())
-        } else if let Some(k) = from_env("EC2_ACCESS_KEY", "EC2_SECRET_KEY")? {
-            (k, "environment (EC2_ACCESS_KEY)".to_string())
-        } else if let Some(secret) = match &profile {
-            Some(_) => (src.secret_of)(&profile_name)?,
-            None => None,
-        } {
-            let p = profile.as_ref().expect("profile checked above");
-            (
-                AccessKeys {
-                    access_key_id: p.access_key_id.clone(),
-                    secret_access_key: secret,
-                    session_token: None,
-                },
-                format!("profile {profile_name:?} (OS keyring)"),
-            )
-        } else if let Some((id, secret)) = euca
-            .as_ref()
+    let found = if let Some(k) = from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")? {
+        Some((k, "environment (AWS_ACCESS_KEY_ID)".to_string()))
+    } else if let Some(k) = from_env("EC2_ACCESS_KEY", "EC2_SECRET_KEY")? {
+        Some((k, "environment (EC2_ACCESS_KEY)".to_string()))
+    } else if let Some(secret) = match &profile {
+        Some(_) => (src.secret_of)(&profile_name)?,
+        None => None,
+    } {
+        let p = profile.as_ref().expect("profile checked above");
+        let keys = static_keys(p.access_key_id.clone(), secret);
+        Some((keys, format!("profile {profile_name:?} (OS keyring)")))
+    } else {
+        euca.as_ref()
             .and_then(|e| Some((e.access_key_id.clone()?, e.secret_access_key.clone()?)))
-        {
-            (
-                AccessKeys {
-                    access_key_id: id,
-                    secret_access_key: secret,
-                    session_token: None,
-                },
-                "~/.euca".to_string(),
-            )
-        } else {
-            return Err(CredentialsError::NoKeys {
-                profile: profile_name,
-            });
-        };
+            .map(|(id, secret)| (static_keys(id, secret), "~/.euca".to_string()))
+    };
+    // The AWS shared config last, and its region only with its keys.
+    let (found, shared_region) = match found {
+        Some(k) => (Some(k), None),
+        None => match (src.aws_profile)()? {
+            Some(shared) => {
+                let source = format!("AWS shared config (profile {:?})", shared.name);
+                (Some((shared.keys, source)), shared.region)
+            }
+            None => (None, None),
+        },
+    };
+    let region = region
+        .or(shared_region)
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let endpoint = endpoint
+        .or_else(|| aws_endpoint(&region))
+        .ok_or(CredentialsError::NoEndpoint)?;
+    let (keys, keys_source) = found.ok_or_else(|| CredentialsError::NoKeys {
+        profile: profile_name.clone(),
+    })?;
     let ca_bundle = flags
         .ca_bundle
         .clone()
@@ -330,8 +358,70 @@ mod tests {
                 profiles: &fx.profiles,
                 secret_of: &secret_of,
                 euca2ools: euca.then_some(ini),
+                aws_profile: &|| Ok(None),
             },
         )
+    }
+
+    /// With nothing else holding keys (no profile of ours, no ~/.euca), the AWS shared
+    /// config's profile is the last source; its region counts only with its keys, and an AWS
+    /// region without an endpoint anywhere is EC2's own.
+    #[test]
+    fn the_aws_shared_config_comes_last_and_brings_its_region_with_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = Profiles::new(dir.path());
+        let shared = || {
+            Ok(Some(aws_shared::SharedProfile {
+                name: "work".into(),
+                keys: static_keys("AKAWS".into(), Secret::new("awssecret".into())),
+                region: Some("eu-west-2".into()),
+            }))
+        };
+        let resolve_env = |env: &[(&str, &str)]| {
+            let env: HashMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let env_fn = move |k: &str| env.get(k).cloned();
+            resolve(
+                &CloudFlags::default(),
+                None,
+                &Sources {
+                    env: &env_fn,
+                    profiles: &profiles,
+                    secret_of: &|_| Ok(None),
+                    euca2ools: None,
+                    aws_profile: &shared,
+                },
+            )
+        };
+        let t = resolve_env(&[]).unwrap();
+        assert_eq!(t.keys.access_key_id, "AKAWS");
+        assert_eq!(t.region, "eu-west-2");
+        assert_eq!(t.endpoint, "https://ec2.eu-west-2.amazonaws.com/");
+        assert_eq!(t.dialect, Dialect::Aws);
+        assert!(
+            t.keys_source.contains("AWS shared config"),
+            "{}",
+            t.keys_source
+        );
+        // Keys in the environment win, and the shared config's region does not come with them.
+        let t = resolve_env(&[
+            ("AWS_ACCESS_KEY_ID", "AKENV"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("EC2_URL", "http://clc:8773/services/compute/"),
+        ])
+        .unwrap();
+        assert_eq!(t.keys.access_key_id, "AKENV");
+        assert_eq!(t.region, DEFAULT_REGION);
+        assert_eq!(t.dialect, Dialect::Eucalyptus);
+        // Eucalyptus's region has no endpoint of its own.
+        let err = resolve_env(&[
+            ("AWS_ACCESS_KEY_ID", "AKENV"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ]);
+        assert!(matches!(err, Err(CredentialsError::NoEndpoint)), "{err:?}");
+        assert_eq!(aws_endpoint("eucalyptus"), None);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use crate::{
-    credentials::{self, CloudFlags, CloudTarget, CredentialsError, Keyring, Profiles, Sources},
+    credentials::{
+        self, CloudFlags, CloudTarget, CredentialsError, Keyring, Profiles, Sources, aws_shared,
+    },
     secret::Secret,
 };
 
@@ -16,6 +18,7 @@ pub async fn resolve(
 ) -> Result<CloudTarget, CredentialsError> {
     let docker_config = docker_config.to_path_buf();
     let flags = flags.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let profiles = Profiles::new(&docker_config);
         let env = |k: &str| std::env::var(k).ok();
@@ -26,6 +29,8 @@ pub async fn resolve(
         let euca2ools = dirs::home_dir()
             .map(|h| h.join(".euca"))
             .filter(|p| p.exists());
+        // A blocking thread of the runtime: the async loader runs on the runtime meanwhile.
+        let aws_profile = || runtime.block_on(aws_shared::load(&aws_shared::selected(&env)));
         credentials::resolve(
             &flags,
             machine_profile.as_deref(),
@@ -34,6 +39,7 @@ pub async fn resolve(
                 profiles: &profiles,
                 secret_of: &secret_of,
                 euca2ools,
+                aws_profile: &aws_profile,
             },
         )
     })

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use crate::{
     cloud::Ec2,
     credentials::{
-        AccessKeys, Backend, CloudTarget, DEFAULT_REGION, Keyring, Profile, Profiles, euca2ools,
-        split_region_url,
+        AccessKeys, Backend, CloudTarget, DEFAULT_REGION, Keyring, Profile, Profiles, aws_endpoint,
+        aws_shared, euca2ools, split_region_url,
     },
     dialect::{Dialect, DialectChoice},
     report::Hinted,
@@ -27,6 +27,8 @@ pub struct LoginOptions {
     /// `--from-euca2ools [FILE]`: `Some(None)` means `~/.euca`.
     pub from_euca2ools: Option<Option<PathBuf>>,
     pub from_eucarc: Option<PathBuf>,
+    /// `--from-aws-profile NAME`: a static key of the AWS shared config.
+    pub from_aws_profile: Option<String>,
     /// Default `--allow-cidr`s for creates with this profile (kept from before when empty).
     pub allow_cidrs: Vec<String>,
     /// `--dialect`, kept in the profile.
@@ -45,7 +47,38 @@ pub struct LoginOutcome {
 
 /// Whether the options still lack a secret (the command then prompts or reads stdin).
 pub fn needs_secret(opts: &LoginOptions) -> bool {
-    opts.secret_key.is_none() && opts.from_euca2ools.is_none() && opts.from_eucarc.is_none()
+    opts.secret_key.is_none()
+        && opts.from_euca2ools.is_none()
+        && opts.from_eucarc.is_none()
+        && opts.from_aws_profile.is_none()
+}
+
+/// `--from-aws-profile NAME`: the profile's long-term key and region. Temporary keys (a
+/// session token: credential_process, SSO, a role) are refused: they would expire in the
+/// keyring; the shared config is read as it is on every command instead.
+async fn from_aws_profile(name: &str) -> anyhow::Result<euca2ools::Imported> {
+    let Some(shared) = aws_shared::load(name).await? else {
+        bail!(Hinted::new(
+            format!("the AWS shared config has no profile {name:?} with keys"),
+            "`aws configure list-profiles` lists them (~/.aws/config, ~/.aws/credentials, AWS_CONFIG_FILE)",
+        ));
+    };
+    if shared.keys.session_token.is_some() {
+        bail!(Hinted::new(
+            format!(
+                "profile {name:?} gives temporary credentials (a session token); login keeps only long-term keys"
+            ),
+            format!(
+                "use them as they are: AWS_PROFILE={name} docker euca … reads the shared config on every command"
+            ),
+        ));
+    }
+    Ok(euca2ools::Imported {
+        endpoint: None,
+        region: shared.region,
+        access_key_id: Some(shared.keys.access_key_id),
+        secret_access_key: Some(shared.keys.secret_access_key),
+    })
 }
 
 pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<LoginOutcome> {
@@ -68,14 +101,14 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
             &std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?,
         ),
-        (None, None) => euca2ools::Imported::default(),
+        (None, None) => match &opts.from_aws_profile {
+            Some(name) => from_aws_profile(name).await?,
+            None => euca2ools::Imported::default(),
+        },
     };
     let (url_region, endpoint) = match opts.endpoint.clone().or(imported.endpoint) {
         Some(e) => split_region_url(&e),
-        None => bail!(Hinted::new(
-            "no endpoint given",
-            "give --endpoint http://HOST:8773/services/compute/"
-        )),
+        None => (None, String::new()),
     };
     let region = opts
         .region
@@ -83,6 +116,15 @@ pub async fn login(docker_config: &Path, opts: LoginOptions) -> anyhow::Result<L
         .or(url_region)
         .or(imported.region)
         .unwrap_or_else(|| DEFAULT_REGION.into());
+    let endpoint = match endpoint.is_empty() {
+        false => endpoint,
+        true => aws_endpoint(&region).ok_or_else(|| {
+            Hinted::new(
+                "no endpoint given",
+                "give --endpoint http://HOST:8773/services/compute/",
+            )
+        })?,
+    };
     let access_key_id = opts
         .access_key
         .clone()

@@ -340,3 +340,153 @@ fn the_secret_typed_at_the_prompt_is_not_echoed_and_echo_comes_back() {
         "echo is not back after the prompt: {after}"
     );
 }
+
+/// The AWS shared config in a directory of its own (AWS_CONFIG_FILE and
+/// AWS_SHARED_CREDENTIALS_FILE point there), with the variables that name it.
+struct AwsFiles {
+    dir: tempfile::TempDir,
+}
+
+impl AwsFiles {
+    fn new(config: &str, credentials: &str) -> AwsFiles {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config"), config).unwrap();
+        std::fs::write(dir.path().join("credentials"), credentials).unwrap();
+        AwsFiles { dir }
+    }
+
+    fn apply(&self, cmd: &mut Command) {
+        cmd.env("AWS_CONFIG_FILE", self.dir.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("credentials"),
+            )
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION");
+    }
+}
+
+/// A profile whose keys come from a `credential_process` (a vault's CLI, here a script that
+/// prints them) drives a whole create and rm: keys, and region, from the shared config only.
+#[test]
+fn a_credential_process_profile_of_the_aws_shared_config_creates_and_removes() {
+    let (home, user, audit) = (DockerHome::new(), User::aws(), User::aws());
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("vault");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '{{\"Version\": 1, \"AccessKeyId\": \"%s\", \"SecretAccessKey\": \"%s\"}}' {} {}\n",
+            user.access_key, user.secret_key
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let files = AwsFiles::new(
+        &format!(
+            "[profile tb]\nregion = us-east-1\ncredential_process = {}\n",
+            script.display()
+        ),
+        "",
+    );
+    let name = unique("aws-process");
+    let euca = |args: &[&str]| {
+        let mut cmd = home.docker();
+        cmd.arg("euca").args(args);
+        backend(&mut cmd, "secret-service");
+        files.apply(&mut cmd);
+        cmd.env("EC2_URL", &env()["EC2_URL"])
+            .env("AWS_PROFILE", "tb");
+        cmd
+    };
+    let image = env()["EUCA_TESTBED_IMAGE"].clone();
+    ok(&mut euca(&["create", &name, "--image", &image, "-q"]));
+    let rec = crate::support::testbed::record(&home, &name);
+    assert_eq!(
+        rec.cloud.access_key_id.as_deref(),
+        Some(user.access_key.as_str())
+    );
+    assert_eq!(
+        rec.cloud.region.as_deref(),
+        Some("us-east-1"),
+        "the profile's region"
+    );
+    assert_eq!(rec.cloud.dialect, Some(docker_euca::dialect::Dialect::Aws));
+    assert!(files_contain(home.path(), &user.secret_key).is_empty());
+    ok(&mut euca(&["rm", "-y", &name]));
+    crate::support::testbed::assert_nothing_left(&audit, &name);
+
+    // A process that fails: one line naming the profile, and nothing is made.
+    let broken = AwsFiles::new("[profile tb]\ncredential_process = /bin/false\n", "");
+    let mut cmd = euca(&["create", &unique("aws-broken"), "--image", &image, "-q"]);
+    broken.apply(&mut cmd);
+    cmd.env("AWS_PROFILE", "tb");
+    let out = run(&mut cmd);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("profile \"tb\" gave no keys"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}
+
+/// `login --from-aws-profile` moves a static key of the shared config into the keyring (the
+/// region with it); temporary keys and unknown profiles are refused, storing nothing.
+#[test]
+fn login_from_an_aws_profile_keeps_only_long_term_keys() {
+    let (home, user) = (DockerHome::new(), User::aws());
+    let files = AwsFiles::new(
+        "[profile work]\nregion = us-east-1\n[profile temp]\nregion = us-east-1\n",
+        &format!(
+            "[work]\naws_access_key_id = {ak}\naws_secret_access_key = {sk}\n\
+             [temp]\naws_access_key_id = {ak}\naws_secret_access_key = {sk}\naws_session_token = tok\n",
+            ak = user.access_key,
+            sk = user.secret_key
+        ),
+    );
+    let login = |profile: &str, from: &str| {
+        let mut cmd = home.docker();
+        cmd.args(["euca", "login", "--profile", profile, "--endpoint"])
+            .arg(&env()["EC2_URL"])
+            .args(["--from-aws-profile", from]);
+        backend(&mut cmd, "secret-service");
+        files.apply(&mut cmd);
+        run(&mut cmd)
+    };
+    let out = login("fromaws", "work");
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("region us-east-1, aws dialect"), "{said}");
+    assert!(
+        user.stats().contains_key("DescribeAvailabilityZones"),
+        "checked with a real call"
+    );
+    let profiles = std::fs::read_to_string(home.path().join("euca/profiles.json")).unwrap();
+    assert!(profiles.contains(&user.access_key), "{profiles}");
+    assert!(files_contain(home.path(), &user.secret_key).is_empty());
+
+    for (from, needle) in [
+        ("temp", "gives temporary credentials"),
+        ("nosuch", "has no profile \"nosuch\" with keys"),
+    ] {
+        let profile = unique("refused");
+        let out = login(&profile, from);
+        assert!(!out.status.success(), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.lines().next().unwrap_or_default().contains(needle),
+            "{err}"
+        );
+        let profiles = std::fs::read_to_string(home.path().join("euca/profiles.json")).unwrap();
+        assert!(
+            !profiles.contains(&profile),
+            "{profile} was stored: {profiles}"
+        );
+    }
+}
