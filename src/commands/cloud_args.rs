@@ -24,6 +24,10 @@ pub struct CloudArgs {
     /// or an amazonaws.com endpoint, eucalyptus otherwise]
     #[arg(long, value_name = "DIALECT")]
     pub dialect: Option<DialectArg>,
+    /// Keys of the instance's role, from the instance metadata service (IMDSv2; never asked
+    /// without this flag)
+    #[arg(long)]
+    pub use_instance_role: bool,
 }
 
 /// `--dialect`'s values (clap's side of [`DialectChoice`]).
@@ -52,6 +56,7 @@ impl From<CloudArgs> for CloudFlags {
             profile: a.profile,
             ca_bundle: a.ca_bundle,
             dialect: a.dialect.map(Into::into),
+            use_instance_role: a.use_instance_role,
         }
     }
 }

@@ -8,10 +8,13 @@
 //! (or the container one) by surprise.
 
 use aws_config::{
+    imds::credentials::ImdsCredentialsProvider,
     meta::region::ProvideRegion,
     profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider},
+    provider_config::ProviderConfig,
 };
 use aws_credential_types::provider::{self, ProvideCredentials, future};
+use aws_smithy_http_client::tls;
 
 use super::{AccessKeys, CredentialsError};
 use crate::secret::Secret;
@@ -76,6 +79,31 @@ pub async fn load(name: &str) -> Result<Option<SharedProfile>, CredentialsError>
         },
         region,
     }))
+}
+
+/// `--use-instance-role`: the keys of the instance's role, from its metadata service (IMDSv2,
+/// at `AWS_EC2_METADATA_SERVICE_ENDPOINT` if set, else 169.254.169.254). Only ever called when
+/// the flag asks for it.
+pub async fn instance_role() -> Result<AccessKeys, CredentialsError> {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let provider = ImdsCredentialsProvider::builder()
+        .configure(&ProviderConfig::without_region().with_http_client(http))
+        .build();
+    let credentials = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| CredentialsError::InstanceRole(error_chain(&e)))?;
+    Ok(AccessKeys {
+        access_key_id: credentials.access_key_id().to_string(),
+        secret_access_key: Secret::new(credentials.secret_access_key().to_string()),
+        session_token: credentials
+            .session_token()
+            .map(|t| Secret::new(t.to_string())),
+    })
 }
 
 /// Stands in for the instance metadata and container credential sources.

@@ -81,6 +81,8 @@ pub struct CloudFlags {
     pub profile: Option<String>,
     pub ca_bundle: Option<PathBuf>,
     pub dialect: Option<DialectChoice>,
+    /// `--use-instance-role`: the keys are the instance role's (IMDS), whatever else is set.
+    pub use_instance_role: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,8 @@ pub enum CredentialsError {
     },
     #[error("the AWS shared config's profile {profile:?} gave no keys: {message}")]
     AwsProfile { profile: String, message: String },
+    #[error("--use-instance-role: the instance metadata service gave no role keys: {0}")]
+    InstanceRole(String),
 }
 
 fn profile_note(p: &str) -> String {
@@ -125,6 +129,9 @@ impl CredentialsError {
                 "check [profile {profile}] in ~/.aws/config (its credential_process must print the keys as JSON), \
                  or pick another with AWS_PROFILE"
             ),
+            CredentialsError::InstanceRole(_) => "run on an instance with an IAM role (its metadata service at 169.254.169.254, \
+                 or AWS_EC2_METADATA_SERVICE_ENDPOINT), or leave out --use-instance-role"
+                .into(),
         })
     }
 }
@@ -152,7 +159,12 @@ pub struct Sources<'a> {
     pub euca2ools: Option<PathBuf>,
     /// The AWS shared config's selected profile, loaded only when no other source has keys.
     pub aws_profile: &'a AwsProfileLookup<'a>,
+    /// The instance role's keys (IMDS), asked only with `--use-instance-role`.
+    pub instance_role: &'a InstanceRoleLookup<'a>,
 }
+
+/// Asks the instance metadata service for the role's keys.
+pub type InstanceRoleLookup<'a> = dyn Fn() -> Result<AccessKeys, CredentialsError> + 'a;
 
 /// Loads the AWS shared config's profile (it may run a `credential_process`).
 pub type AwsProfileLookup<'a> =
@@ -247,7 +259,9 @@ pub fn resolve(
                 (None, None) => Ok(None),
             }
         };
-    let found = if let Some(k) = from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")? {
+    let found = if flags.use_instance_role {
+        Some(((src.instance_role)()?, "instance role (IMDS)".to_string()))
+    } else if let Some(k) = from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")? {
         Some((k, "environment (AWS_ACCESS_KEY_ID)".to_string()))
     } else if let Some(k) = from_env("EC2_ACCESS_KEY", "EC2_SECRET_KEY")? {
         Some((k, "environment (EC2_ACCESS_KEY)".to_string()))
@@ -359,6 +373,7 @@ mod tests {
                 secret_of: &secret_of,
                 euca2ools: euca.then_some(ini),
                 aws_profile: &|| Ok(None),
+                instance_role: &|| Err(CredentialsError::InstanceRole("not in unit tests".into())),
             },
         )
     }
@@ -392,6 +407,7 @@ mod tests {
                     secret_of: &|_| Ok(None),
                     euca2ools: None,
                     aws_profile: &shared,
+                    instance_role: &|| Err(CredentialsError::InstanceRole("none".into())),
                 },
             )
         };

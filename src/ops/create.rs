@@ -576,6 +576,7 @@ fn new_record(
     c.profile = Some(target.profile.clone());
     c.dialect = Some(target.dialect);
     c.access_key_id = Some(target.keys.access_key_id.clone());
+    c.instance_role = opts.cloud.use_instance_role;
     c.ca_bundle = target.ca_bundle.as_ref().map(|p| {
         std::path::absolute(p)
             .unwrap_or(p.clone())

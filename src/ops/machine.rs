@@ -28,6 +28,8 @@ pub struct CloudKey {
     pub ca_bundle: Option<String>,
     /// A record older than dialects was made in Eucalyptus's: the same cloud as a new one.
     pub dialect: Dialect,
+    /// Made with `--use-instance-role`: its keys come from the metadata service again.
+    pub instance_role: bool,
 }
 
 impl CloudKey {
@@ -39,6 +41,7 @@ impl CloudKey {
             access_key_id: record.cloud.access_key_id.clone(),
             ca_bundle: record.cloud.ca_bundle.clone(),
             dialect: record.cloud.dialect.unwrap_or(Dialect::Eucalyptus),
+            instance_role: record.cloud.instance_role,
         }
     }
 }
@@ -133,6 +136,7 @@ pub fn machine_flags(key: &CloudKey, flags: &CloudFlags) -> CloudFlags {
             .clone()
             .or_else(|| key.ca_bundle.clone().map(Into::into)),
         dialect: Some(key.dialect.into()),
+        use_instance_role: flags.use_instance_role || key.instance_role,
     }
 }
 
@@ -307,6 +311,7 @@ mod tests {
             access_key_id: Some("AKIOWN".into()),
             ca_bundle: None,
             dialect: Dialect::Eucalyptus,
+            instance_role: false,
         }
     }
 

@@ -59,6 +59,10 @@ pub struct CloudRecord {
     /// tags in Eucalyptus 4.4: the unique name is the proof).
     #[serde(default)]
     pub key_pair_intent: Option<String>,
+    /// Made with the instance role's keys (`--use-instance-role`): every command on the
+    /// machine asks the metadata service again, without the flag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub instance_role: bool,
     /// Launched as a spot instance (AWS dialect): cannot be stopped, only removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spot: bool,

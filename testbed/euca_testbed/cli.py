@@ -404,6 +404,17 @@ def cmd_credentials(args):
     return 0
 
 
+def cmd_imds(args):
+    out = control("imds", {"access_key": args.access_key} if args.access_key else None)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"AWS_EC2_METADATA_SERVICE_ENDPOINT={out['endpoint']}")
+        print(f"EUCA_TESTBED_IMDS_ROLE={out['role']}")
+        print(f"EUCA_TESTBED_IMDS_REQUESTS={out['requests']}")
+    return 0
+
+
 def cmd_requests(args):
     out = control("requests", {"access_key": args.access_key, "reset": args.reset})
     if args.json:
@@ -564,6 +575,12 @@ def parser():
                    help="what the user's requests meet (default: the testbed's, `up --personality`); an AWS user "
                         "belongs to the first account")
     c.set_defaults(fn=cmd_credentials)
+
+    im = sub.add_parser("imds", help="the instance metadata service (IMDSv2) on the personality's port: "
+                                     "with --access-key, its role's keys are that user's")
+    im.add_argument("--access-key", metavar="AK", help="serve this user's keys (and a session token) as the role's")
+    im.add_argument("--json", action="store_true")
+    im.set_defaults(fn=cmd_imds)
 
     rq = sub.add_parser("requests", help="the EC2 requests an access key sent: action and parameter names")
     rq.add_argument("--access-key", metavar="AK", required=True)

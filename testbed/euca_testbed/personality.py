@@ -51,6 +51,8 @@ PERSONALITIES = (EUCALYPTUS, AWS)
 REGIONS = {EUCALYPTUS: "eucalyptus", AWS: MOTO_REGION}
 AWS_ROOT_GIB = "8"  # an AWS image's root snapshot size, for a root mapping that names none (moto wants one)
 REQUEST_LOG_MAX = 5000  # requests remembered per access key (`testbed requests`)
+IMDS_ROLE = "docker-euca-testbed-role"  # the instance profile's role the metadata service names
+IMDS_TOKEN_TTL_MAX = 21600  # seconds, as EC2's IMDSv2 allows
 SERVICE_PATHS = ("/", "/services/compute", "/services/compute/")
 TOKEN_HEADER = "X-Testbed-Token"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account: the first user's (`up` prints its keys)
@@ -198,6 +200,62 @@ class Requests:
     def reset(self, access_key):
         with self._mu:
             self._log.pop(access_key, None)
+
+
+class Imds:
+    """An instance metadata service with IMDSv2's session tokens, serving one role's keys: those of
+    the user `testbed imds --access-key AK` names (plus a session token, as role keys carry). It
+    answers on the personality's port under /latest/, so that `AWS_EC2_METADATA_SERVICE_ENDPOINT`
+    can point a client at it: the real metadata address is never dialled."""
+
+    def __init__(self, users):
+        self.users = users
+        self._mu = threading.Lock()
+        self._tokens = {}
+        self.role_key = None
+        self.session_token = None
+        self.requests = 0
+
+    def assume(self, access_key):
+        with self._mu:
+            self.role_key = access_key
+            self.session_token = secrets.token_urlsafe(48)
+            self.requests = 0
+
+    def handle(self, headers, method, path):
+        """(status, content type, body, extra headers) of one metadata request."""
+        with self._mu:
+            self.requests += 1
+        if method == "PUT" and path == "/latest/api/token":
+            ttl = headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
+            if not ttl.isdigit() or not 1 <= int(ttl) <= IMDS_TOKEN_TTL_MAX:
+                return 400, "text/plain", b"Bad Request", {}
+            token = secrets.token_urlsafe(32)
+            with self._mu:
+                self._tokens[token] = time.time() + int(ttl)
+            return 200, "text/plain", token.encode(), {"X-aws-ec2-metadata-token-ttl-seconds": ttl}
+        with self._mu:
+            expires = self._tokens.get(headers.get("X-aws-ec2-metadata-token", ""))
+        if method != "GET" or expires is None or time.time() > expires:
+            return 401, "text/plain", b"Unauthorized", {}  # IMDSv2 only: no token, no answer
+        base = "/latest/meta-data/iam/security-credentials/"
+        if self.role_key is None or not path.startswith(base):
+            return 404, "text/plain", b"Not Found", {}
+        if path == base:
+            return 200, "text/plain", IMDS_ROLE.encode(), {}
+        if path != base + IMDS_ROLE:
+            return 404, "text/plain", b"Not Found", {}
+        now = datetime.datetime.now(datetime.timezone.utc)
+        body = {
+            "Code": "Success",
+            "LastUpdated": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Type": "AWS-HMAC",
+            "AccessKeyId": self.role_key,
+            "SecretAccessKey": self.users.secret(self.role_key),
+            "Token": self.session_token,
+            "Expiration": (now + datetime.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return 200, "text/plain", json.dumps(body).encode(), {}
 
 
 class Faults:
@@ -500,6 +558,7 @@ class Personality:
         self.port = None
         self.tls_port = None
         self.local = threading.local()  # per request thread: .tls, whether it came in on the HTTPS port
+        self.imds = Imds(self.users)
 
     # ---------------- EC2 ----------------
     def is_aws(self, ak):
@@ -1043,6 +1102,14 @@ class Personality:
             return 200, out
         if route == "credentials":
             return self._control_credentials(data)
+        if route == "imds":
+            ak = data.get("access_key")
+            if method == "POST":
+                if not ak or self.users.secret(ak) is None:
+                    return 400, {"error": "imds needs the access key of a testbed user"}
+                self.imds.assume(ak)
+            return 200, {"role": IMDS_ROLE, "access_key": self.imds.role_key, "requests": self.imds.requests,
+                         "endpoint": f"http://127.0.0.1:{self.port}/"}
         if route == "requests":
             ak = data.get("access_key") or q.get("access_key")
             if not ak:
@@ -1178,9 +1245,11 @@ def make_handler(p):
                 timestamp = time.time() + getattr(self, "tb_clock_skew", 0.0)
             return super().date_time_string(timestamp)
 
-        def _send(self, status, body, ctype):
+        def _send(self, status, body, ctype, headers=None):
             self.send_response(status)
             self.send_header("Content-Type", ctype)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
@@ -1205,6 +1274,11 @@ def make_handler(p):
             if path.startswith("/_testbed/"):
                 status, out = p.handle_control(self, self.command, path, query, body)
                 self._send(status, json.dumps(out).encode(), "application/json")
+                return
+            if path.startswith("/latest/"):
+                status, ctype, out, headers = p.imds.handle(self.headers, self.command, path)
+                self._send(status, out, ctype, headers)
+                log.info("%s %s (metadata) -> %s", self.command, path, status)
                 return
             self.tb_clock_skew = p.clock_skew(self.headers)
             if re.sub("/+", "/", path) not in SERVICE_PATHS:

@@ -490,3 +490,68 @@ fn login_from_an_aws_profile_keeps_only_long_term_keys() {
         );
     }
 }
+
+/// `--use-instance-role` takes the role's keys from the instance metadata service (the
+/// testbed's, IMDSv2, named by AWS_EC2_METADATA_SERVICE_ENDPOINT); without the flag the
+/// service is never asked, even with no other keys anywhere.
+#[test]
+fn instance_role_keys_come_from_the_metadata_service_only_when_asked() {
+    let (home, user, audit) = (DockerHome::new(), User::aws(), User::aws());
+    let imds = crate::support::testbed::testbed(&["imds", "--access-key", &user.access_key]);
+    let endpoint = imds
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_EC2_METADATA_SERVICE_ENDPOINT="))
+        .unwrap()
+        .to_string();
+    let asked = || {
+        let out = crate::support::testbed::testbed(&["imds", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["requests"]
+            .as_u64()
+            .unwrap()
+    };
+    let files = AwsFiles::new("", "");
+    let euca = |args: &[&str]| {
+        let mut cmd = home.docker();
+        cmd.arg("euca").args(args);
+        backend(&mut cmd, "secret-service");
+        files.apply(&mut cmd);
+        cmd.env("EC2_URL", &env()["EC2_URL"])
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint);
+        cmd
+    };
+    let image = env()["EUCA_TESTBED_IMAGE"].clone();
+    let name = unique("aws-role");
+
+    let out = run(&mut euca(&["create", &name, "--image", &image, "-q"]));
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no access keys are configured"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        asked(),
+        0,
+        "the metadata service was asked without --use-instance-role"
+    );
+
+    ok(&mut euca(&[
+        "create",
+        &name,
+        "--image",
+        &image,
+        "-q",
+        "--use-instance-role",
+    ]));
+    assert!(asked() >= 2, "a token, then the role's keys");
+    let rec = crate::support::testbed::record(&home, &name);
+    assert_eq!(
+        rec.cloud.access_key_id.as_deref(),
+        Some(user.access_key.as_str())
+    );
+    assert!(files_contain(home.path(), &user.secret_key).is_empty());
+    // The record remembers where its keys come from: no flag needed any more.
+    ok(&mut euca(&["rm", "-y", &name]));
+    crate::support::testbed::assert_nothing_left(&audit, &name);
+}
