@@ -25,6 +25,7 @@ pub mod dialect;
 pub mod dmachine;
 pub mod doctor;
 pub mod engine;
+pub mod error_text;
 pub mod fsutil;
 pub mod names;
 pub mod ops;

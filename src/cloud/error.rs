@@ -234,7 +234,7 @@ where
                 None => CloudError::Unreachable {
                     action,
                     endpoint: endpoint.to_string(),
-                    message: source_chain(&err),
+                    message: crate::error_text::chain(&err),
                 },
             }
         }
@@ -244,13 +244,13 @@ where
             message: format!(
                 "the answer from {endpoint} (HTTP {}) could not be read: {}",
                 response.raw().status().as_u16(),
-                source_chain(&err)
+                crate::error_text::chain(&err)
             ),
         },
         _ => CloudError::Api {
             action,
             code: None,
-            message: source_chain(&err),
+            message: crate::error_text::chain(&err),
         },
     }
 }
@@ -319,19 +319,6 @@ fn answer_summary(body: &[u8]) -> Option<String> {
     };
     let squeezed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     (!squeezed.is_empty()).then(|| squeezed.chars().take(80).collect())
-}
-
-fn source_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
 }
 
 /// Codes that mean the cloud may have acted even though the call failed (or that it was busy):

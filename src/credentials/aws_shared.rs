@@ -52,13 +52,16 @@ pub async fn load(name: &str) -> Result<Option<SharedProfile>, CredentialsError>
         Ok(c) => c,
         Err(provider::error::CredentialsError::CredentialsNotLoaded(_)) => return Ok(None),
         // aws-config says "no such profile" only in words
-        Err(e) if error_chain(&e).contains(&format!("profile `{name}` was not defined")) => {
+        Err(e)
+            if crate::error_text::chain(&e)
+                .contains(&format!("profile `{name}` was not defined")) =>
+        {
             return Ok(None);
         }
         Err(e) => {
             return Err(CredentialsError::AwsProfile {
                 profile: name.to_string(),
-                message: error_chain(&e),
+                message: crate::error_text::chain(&e),
             });
         }
     };
@@ -96,7 +99,7 @@ pub async fn instance_role() -> Result<AccessKeys, CredentialsError> {
     let credentials = provider
         .provide_credentials()
         .await
-        .map_err(|e| CredentialsError::InstanceRole(error_chain(&e)))?;
+        .map_err(|e| CredentialsError::InstanceRole(crate::error_text::chain(&e)))?;
     Ok(AccessKeys {
         access_key_id: credentials.access_key_id().to_string(),
         secret_access_key: Secret::new(credentials.secret_access_key().to_string()),
@@ -122,20 +125,6 @@ impl ProvideCredentials for NoMetadataService {
             )),
         ))
     }
-}
-
-/// The error and its sources, on one line (aws-config nests the useful part).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ").replace('\n', " ")
 }
 
 #[cfg(test)]

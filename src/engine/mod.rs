@@ -136,7 +136,10 @@ pub async fn version(
         .parse()
         .map_err(|e| failed(format!("{e}")))?;
     let call = async {
-        let answer = client.get(uri).await.map_err(|e| failed(error_chain(&e)))?;
+        let answer = client
+            .get(uri)
+            .await
+            .map_err(|e| failed(crate::error_text::chain(&e)))?;
         let status = answer.status();
         let body = answer
             .into_body()
@@ -165,16 +168,4 @@ pub async fn version(
         os: v.os.unwrap_or_default(),
         arch: v.arch.unwrap_or_default(),
     })
-}
-
-/// An error with its causes (hyper's own says only "client error (Connect)").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
