@@ -1,19 +1,23 @@
 //! The AWS shared config (`~/.aws/config`, `~/.aws/credentials`; `AWS_CONFIG_FILE`,
 //! `AWS_SHARED_CREDENTIALS_FILE`; the profile `AWS_PROFILE` names, else `default`) as a
-//! read-only source of keys and region, through aws-config: static keys and
-//! `credential_process`. Nothing is written, and the keys it yields stay in memory.
+//! read-only source of keys and region: static keys, or a `credential_process` (run through
+//! aws-config's provider). Nothing is written, and the keys it yields stay in memory.
 //!
-//! Instance-role and container credentials are refused here: a profile whose
-//! `credential_source` names them would have the plugin dial the instance metadata address
-//! (or the container one) by surprise.
+//! The files are read here rather than through aws-config's profile provider: that one links
+//! an STS client for role profiles (a megabyte of binary) and would dial the instance metadata
+//! or container address for a `credential_source`. Role, SSO and `credential_source` profiles
+//! are refused in one line instead.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use aws_config::{
-    imds::credentials::ImdsCredentialsProvider,
-    meta::region::ProvideRegion,
-    profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider},
+    credential_process::CredentialProcessProvider, imds::credentials::ImdsCredentialsProvider,
     provider_config::ProviderConfig,
 };
-use aws_credential_types::provider::{self, ProvideCredentials, future};
+use aws_credential_types::provider::ProvideCredentials;
 use aws_smithy_http_client::tls;
 
 use super::{AccessKeys, CredentialsError};
@@ -37,51 +41,141 @@ pub fn selected(env: &dyn Fn(&str) -> Option<String>) -> String {
         .unwrap_or_else(|| DEFAULT_AWS_PROFILE.to_string())
 }
 
+/// One profile's settings: the credentials file's over the config file's, as the AWS CLI
+/// reads them.
+type Settings = BTreeMap<String, String>;
+
 /// The keys (and region) of profile `name`, running its `credential_process` if it has one.
 /// `None` when there is no shared config, no such profile, or no credentials in it.
 pub async fn load(name: &str) -> Result<Option<SharedProfile>, CredentialsError> {
-    let provider = ProfileFileCredentialsProvider::builder()
-        .profile_name(name)
-        .with_custom_provider(
-            "Ec2InstanceMetadata",
-            NoMetadataService("Ec2InstanceMetadata"),
-        )
-        .with_custom_provider("EcsContainer", NoMetadataService("EcsContainer"))
-        .build();
-    let credentials = match provider.provide_credentials().await {
-        Ok(c) => c,
-        Err(provider::error::CredentialsError::CredentialsNotLoaded(_)) => return Ok(None),
-        // aws-config says "no such profile" only in words
-        Err(e)
-            if crate::error_text::chain(&e)
-                .contains(&format!("profile `{name}` was not defined")) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => {
-            return Err(CredentialsError::AwsProfile {
-                profile: name.to_string(),
-                message: crate::error_text::chain(&e),
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let home = dirs::home_dir().unwrap_or_default().join(".aws");
+    let config = env("AWS_CONFIG_FILE").map_or_else(|| home.join("config"), PathBuf::from);
+    let credentials =
+        env("AWS_SHARED_CREDENTIALS_FILE").map_or_else(|| home.join("credentials"), PathBuf::from);
+    let Some(settings) = profile_settings(name, &config, &credentials)? else {
+        return Ok(None);
+    };
+    let failed = |message: String| CredentialsError::AwsProfile {
+        profile: name.to_string(),
+        message,
+    };
+    let keys = match keys_of(&settings).map_err(failed)? {
+        Some(keys) => keys,
+        None => match settings.get("credential_process") {
+            Some(command) => run_process(command).await.map_err(failed)?,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(SharedProfile {
+        name: name.to_string(),
+        keys,
+        region: settings.get("region").cloned(),
+    }))
+}
+
+/// The profile's settings from both files (`[profile NAME]` or `[NAME]` in the config file,
+/// `[NAME]` in the credentials file); `None` when neither has it.
+fn profile_settings(
+    name: &str,
+    config: &Path,
+    credentials: &Path,
+) -> Result<Option<Settings>, CredentialsError> {
+    let from_config = section(config, &[format!("profile {name}"), name.to_string()])?;
+    let from_credentials = section(credentials, &[name.to_string()])?;
+    if from_config.is_none() && from_credentials.is_none() {
+        return Ok(None);
+    }
+    let mut settings = from_config.unwrap_or_default();
+    settings.extend(from_credentials.unwrap_or_default());
+    Ok(Some(settings))
+}
+
+/// The first of `names` that is a section of the INI file at `path` (absent file: `None`).
+fn section(path: &Path, names: &[String]) -> Result<Option<Settings>, CredentialsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CredentialsError::Read {
+                path: path.to_path_buf(),
+                source,
             });
         }
     };
-    let region = ProfileFileRegionProvider::builder()
-        .profile_name(name)
-        .build()
-        .region()
-        .await
-        .map(|r| r.to_string());
-    Ok(Some(SharedProfile {
-        name: name.to_string(),
-        keys: AccessKeys {
-            access_key_id: credentials.access_key_id().to_string(),
-            secret_access_key: Secret::new(credentials.secret_access_key().to_string()),
-            session_token: credentials
-                .session_token()
-                .map(|t| Secret::new(t.to_string())),
-        },
-        region,
+    let parsed = ini::Ini::load_from_str(&text).map_err(|e| CredentialsError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    Ok(names.iter().find_map(|want| {
+        parsed.iter().find_map(|(sec, props)| {
+            (squeeze(sec.unwrap_or_default()) == *want).then(|| {
+                props
+                    .iter()
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .collect()
+            })
+        })
     }))
+}
+
+/// Static keys, or `None` to look further; what would dial a service is refused.
+fn keys_of(settings: &Settings) -> Result<Option<AccessKeys>, String> {
+    for (key, what) in [
+        (
+            "credential_source",
+            "credential_source would dial a metadata service (use --use-instance-role on an instance)",
+        ),
+        (
+            "role_arn",
+            "role profiles (role_arn) are not supported: give the role's keys or a credential_process",
+        ),
+        (
+            "sso_session",
+            "SSO profiles are not supported: give keys or a credential_process",
+        ),
+        (
+            "sso_start_url",
+            "SSO profiles are not supported: give keys or a credential_process",
+        ),
+    ] {
+        if settings.contains_key(key) {
+            return Err(what.to_string());
+        }
+    }
+    match (
+        settings.get("aws_access_key_id"),
+        settings.get("aws_secret_access_key"),
+    ) {
+        (Some(id), Some(secret)) => Ok(Some(AccessKeys {
+            access_key_id: id.clone(),
+            secret_access_key: Secret::new(secret.clone()),
+            session_token: settings
+                .get("aws_session_token")
+                .map(|t| Secret::new(t.clone())),
+        })),
+        (Some(_), None) => Err("aws_access_key_id is set but aws_secret_access_key is not".into()),
+        (None, Some(_)) => Err("aws_secret_access_key is set but aws_access_key_id is not".into()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Runs the profile's `credential_process` (aws-config's provider: `sh -c`, JSON on stdout).
+async fn run_process(command: &str) -> Result<AccessKeys, String> {
+    let credentials = CredentialProcessProvider::new(command.to_string())
+        .provide_credentials()
+        .await
+        .map_err(|e| crate::error_text::chain(&e))?;
+    Ok(keys_of_credentials(&credentials))
+}
+
+fn keys_of_credentials(c: &aws_credential_types::Credentials) -> AccessKeys {
+    AccessKeys {
+        access_key_id: c.access_key_id().to_string(),
+        secret_access_key: Secret::new(c.secret_access_key().to_string()),
+        session_token: c.session_token().map(|t| Secret::new(t.to_string())),
+    }
 }
 
 /// `--use-instance-role`: the keys of the instance's role, from its metadata service (IMDSv2,
@@ -100,36 +194,54 @@ pub async fn instance_role() -> Result<AccessKeys, CredentialsError> {
         .provide_credentials()
         .await
         .map_err(|e| CredentialsError::InstanceRole(crate::error_text::chain(&e)))?;
-    Ok(AccessKeys {
-        access_key_id: credentials.access_key_id().to_string(),
-        secret_access_key: Secret::new(credentials.secret_access_key().to_string()),
-        session_token: credentials
-            .session_token()
-            .map(|t| Secret::new(t.to_string())),
-    })
-}
-
-/// Stands in for the instance metadata and container credential sources.
-#[derive(Debug)]
-struct NoMetadataService(&'static str);
-
-impl ProvideCredentials for NoMetadataService {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::ready(Err(
-            provider::error::CredentialsError::invalid_configuration(format!(
-                "credential_source = {} would dial a metadata service; docker-euca does not",
-                self.0
-            )),
-        ))
-    }
+    Ok(keys_of_credentials(&credentials))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn files(config: &str, credentials: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("config"), dir.path().join("credentials"));
+        std::fs::write(&c, config).unwrap();
+        std::fs::write(&k, credentials).unwrap();
+        (dir, c, k)
+    }
+
+    #[test]
+    fn a_profile_is_read_from_both_files_the_credentials_file_winning() {
+        let (_d, c, k) = files(
+            "[default]\nregion = eu-west-1\n[profile work]\nregion = us-east-1\naws_access_key_id = AKOLD\n",
+            "[work]\naws_access_key_id = AKNEW\naws_secret_access_key = s\n",
+        );
+        let work = profile_settings("work", &c, &k).unwrap().unwrap();
+        assert_eq!(work["region"], "us-east-1");
+        let keys = keys_of(&work).unwrap().unwrap();
+        assert_eq!(keys.access_key_id, "AKNEW");
+        assert_eq!(keys.session_token, None);
+        let default = profile_settings("default", &c, &k).unwrap().unwrap();
+        assert_eq!(
+            keys_of(&default).unwrap(),
+            None,
+            "a region alone gives no keys"
+        );
+        assert_eq!(profile_settings("nosuch", &c, &k).unwrap(), None);
+        let gone = Path::new("/nonexistent/aws");
+        assert_eq!(profile_settings("work", gone, gone).unwrap(), None);
+    }
+
+    #[test]
+    fn what_would_dial_a_service_is_refused_and_half_a_pair_too() {
+        let refused = |line: &str| {
+            let (_d, c, k) = files(&format!("[profile p]\n{line}\n"), "");
+            keys_of(&profile_settings("p", &c, &k).unwrap().unwrap()).unwrap_err()
+        };
+        assert!(refused("credential_source = Ec2InstanceMetadata").contains("metadata service"));
+        assert!(refused("role_arn = arn:aws:iam::1:role/r").contains("role_arn"));
+        assert!(refused("sso_start_url = https://x").contains("SSO"));
+        assert!(refused("aws_access_key_id = AK").contains("aws_secret_access_key is not"));
+    }
 
     #[test]
     fn the_profile_is_aws_profile_or_default() {
