@@ -225,14 +225,12 @@ fn init_logging(globals: &GlobalFlags, debug: bool) {
         }
     };
     // Our crate at the chosen level, dependencies at `warn`, unless DOCKER_EUCA_LOG gives
-    // targets (`info,russh=debug`: the syntax of RUST_LOG without span filters). aws-config
-    // warns of what our own error line then says (a failed credential_process): only with -D.
-    let quiet_deps = if debug { "" } else { ",aws_config=error" };
+    // targets (`info,russh=debug`: the syntax of RUST_LOG without span filters).
     let filter = std::env::var("DOCKER_EUCA_LOG")
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| {
-            format!("warn{quiet_deps},docker_euca={level}")
+            format!("warn,docker_euca={level}")
                 .parse()
                 .unwrap_or_default()
         });

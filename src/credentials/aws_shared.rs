@@ -1,7 +1,8 @@
 //! The AWS shared config (`~/.aws/config`, `~/.aws/credentials`; `AWS_CONFIG_FILE`,
 //! `AWS_SHARED_CREDENTIALS_FILE`; the profile `AWS_PROFILE` names, else `default`) as a
-//! read-only source of keys and region: static keys, or a `credential_process` (run through
-//! aws-config's provider). Nothing is written, and the keys it yields stay in memory.
+//! read-only source of keys and region: static keys, or a `credential_process` (run as the AWS
+//! CLI runs it: split as a shell would, no shell; JSON on stdout). Nothing is written, and the
+//! keys it yields stay in memory.
 //!
 //! The files are read here rather than through aws-config's profile provider: that one links
 //! an STS client for role profiles (a megabyte of binary) and would dial the instance metadata
@@ -12,13 +13,6 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
-
-use aws_config::{
-    credential_process::CredentialProcessProvider, imds::credentials::ImdsCredentialsProvider,
-    provider_config::ProviderConfig,
-};
-use aws_credential_types::provider::ProvideCredentials;
-use aws_smithy_http_client::tls;
 
 use super::{AccessKeys, CredentialsError};
 use crate::secret::Secret;
@@ -161,40 +155,59 @@ fn keys_of(settings: &Settings) -> Result<Option<AccessKeys>, String> {
     }
 }
 
-/// Runs the profile's `credential_process` (aws-config's provider: `sh -c`, JSON on stdout).
+/// Runs the profile's `credential_process` and reads its answer.
 async fn run_process(command: &str) -> Result<AccessKeys, String> {
-    let credentials = CredentialProcessProvider::new(command.to_string())
-        .provide_credentials()
+    let argv = shlex::split(command)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| format!("credential_process {command:?} is not a command line"))?;
+    let out = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
         .await
-        .map_err(|e| crate::error_text::chain(&e))?;
-    Ok(keys_of_credentials(&credentials))
-}
-
-fn keys_of_credentials(c: &aws_credential_types::Credentials) -> AccessKeys {
-    AccessKeys {
-        access_key_id: c.access_key_id().to_string(),
-        secret_access_key: Secret::new(c.secret_access_key().to_string()),
-        session_token: c.session_token().map(|t| Secret::new(t.to_string())),
+        .map_err(|e| format!("credential_process {:?} did not start: {e}", argv[0]))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = said.lines().next().unwrap_or_default().trim();
+        return Err(format!(
+            "credential_process {:?} failed ({}){}",
+            argv[0],
+            out.status,
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            }
+        ));
     }
+    process_keys(&out.stdout)
 }
 
-/// `--use-instance-role`: the keys of the instance's role, from its metadata service (IMDSv2,
-/// at `AWS_EC2_METADATA_SERVICE_ENDPOINT` if set, else 169.254.169.254). Only ever called when
-/// the flag asks for it.
-pub async fn instance_role() -> Result<AccessKeys, CredentialsError> {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let provider = ImdsCredentialsProvider::builder()
-        .configure(&ProviderConfig::without_region().with_http_client(http))
-        .build();
-    let credentials = provider
-        .provide_credentials()
-        .await
-        .map_err(|e| CredentialsError::InstanceRole(crate::error_text::chain(&e)))?;
-    Ok(keys_of_credentials(&credentials))
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessAnswer {
+    version: u32,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// The process's answer: `{"Version": 1, "AccessKeyId": …, "SecretAccessKey": …,
+/// "SessionToken": …}` (the AWS CLI's format; `Expiration` is not needed for one command).
+fn process_keys(stdout: &[u8]) -> Result<AccessKeys, String> {
+    let answer: ProcessAnswer = serde_json::from_slice(stdout)
+        .map_err(|e| format!("credential_process printed no keys as JSON ({e})"))?;
+    if answer.version != 1 {
+        return Err(format!(
+            "credential_process answered Version {}; version 1 is the one there is",
+            answer.version
+        ));
+    }
+    Ok(AccessKeys {
+        access_key_id: answer.access_key_id,
+        secret_access_key: Secret::new(answer.secret_access_key),
+        session_token: answer.session_token.map(Secret::new),
+    })
 }
 
 #[cfg(test)]
@@ -241,6 +254,23 @@ mod tests {
         assert!(refused("role_arn = arn:aws:iam::1:role/r").contains("role_arn"));
         assert!(refused("sso_start_url = https://x").contains("SSO"));
         assert!(refused("aws_access_key_id = AK").contains("aws_secret_access_key is not"));
+    }
+
+    #[test]
+    fn a_process_answer_is_read_as_the_aws_cli_reads_it() {
+        let keys = process_keys(
+            br#"{"Version": 1, "AccessKeyId": "AK", "SecretAccessKey": "s", "SessionToken": "t"}"#,
+        )
+        .unwrap();
+        assert_eq!(keys.access_key_id, "AK");
+        assert_eq!(keys.session_token.unwrap().expose(), "t");
+        let v2 = process_keys(br#"{"Version": 2, "AccessKeyId": "A", "SecretAccessKey": "s"}"#);
+        assert!(v2.unwrap_err().contains("Version 2"));
+        assert!(
+            process_keys(b"not json")
+                .unwrap_err()
+                .contains("no keys as JSON")
+        );
     }
 
     #[test]

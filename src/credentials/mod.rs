@@ -16,6 +16,7 @@
 
 pub mod aws_shared;
 pub mod euca2ools;
+pub mod instance_role;
 pub mod keyring;
 pub mod profiles;
 

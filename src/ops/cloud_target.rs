@@ -31,7 +31,7 @@ pub async fn resolve(
             .filter(|p| p.exists());
         // A blocking thread of the runtime: the async loader runs on the runtime meanwhile.
         let aws_profile = || runtime.block_on(aws_shared::load(&aws_shared::selected(&env)));
-        let instance_role = || runtime.block_on(aws_shared::instance_role());
+        let instance_role = || runtime.block_on(credentials::instance_role::keys());
         credentials::resolve(
             &flags,
             machine_profile.as_deref(),
