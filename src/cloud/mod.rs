@@ -6,6 +6,7 @@
 mod address;
 mod aws_launch;
 mod error;
+mod in_flight;
 mod inventory;
 mod ownership;
 mod probe;
@@ -71,6 +72,8 @@ pub struct Ec2 {
     endpoint: String,
     /// Which parameters requests may carry (see [`crate::dialect`]).
     dialect: Dialect,
+    /// The making calls still on their way (see [`Ec2::settled`]).
+    in_flight: in_flight::InFlight,
 }
 
 /// What DescribeInstances says about one instance.
@@ -269,6 +272,7 @@ impl Ec2 {
             client: Client::from_conf(config),
             endpoint: target.endpoint.clone(),
             dialect: target.dialect,
+            in_flight: Default::default(),
         })
     }
 
@@ -291,6 +295,13 @@ impl Ec2 {
                     .build(),
             ]
         })
+    }
+
+    /// Waits until every making call this client sent has ended, answered or given up: a
+    /// rollback looks only then, so a call its operation stopped waiting for (a Ctrl-C) cannot
+    /// land after it and leave what it made behind.
+    pub async fn settled(&self) {
+        self.in_flight.settled().await;
     }
 
     /// The dialect this client's requests are built in.
@@ -427,9 +438,11 @@ impl Ec2 {
             .set_tag_specifications(
                 self.tags_at_creation(aws_sdk_ec2::types::ResourceType::SecurityGroup, tags),
             )
-            .send()
-            .await
-            .map_err(|e| from_sdk("CreateSecurityGroup", &self.endpoint, e))?;
+            .send();
+        let out = self
+            .in_flight
+            .send("CreateSecurityGroup", &self.endpoint, out)
+            .await?;
         out.group_id()
             .map(str::to_string)
             .ok_or_else(|| CloudError::Api {
@@ -492,13 +505,15 @@ impl Ec2 {
 
     /// One AuthorizeSecurityGroupIngress with these permissions.
     async fn authorize(&self, group_id: &str, perms: Vec<IpPermission>) -> Result<(), CloudError> {
-        self.client
+        let call = self
+            .client
             .authorize_security_group_ingress()
             .group_id(group_id)
             .set_ip_permissions(Some(perms))
-            .send()
-            .await
-            .map_err(|e| from_sdk("AuthorizeSecurityGroupIngress", &self.endpoint, e))?;
+            .send();
+        self.in_flight
+            .send("AuthorizeSecurityGroupIngress", &self.endpoint, call)
+            .await?;
         Ok(())
     }
 
@@ -531,16 +546,18 @@ impl Ec2 {
         public_key_openssh: &str,
         tags: &[(&str, &str)],
     ) -> Result<(), CloudError> {
-        self.client
+        let call = self
+            .client
             .import_key_pair()
             .key_name(name)
             .public_key_material(aws_smithy_types::Blob::new(public_key_openssh.as_bytes()))
             .set_tag_specifications(
                 self.tags_at_creation(aws_sdk_ec2::types::ResourceType::KeyPair, tags),
             )
-            .send()
-            .await
-            .map_err(|e| from_sdk("ImportKeyPair", &self.endpoint, e))?;
+            .send();
+        self.in_flight
+            .send("ImportKeyPair", &self.endpoint, call)
+            .await?;
         Ok(())
     }
 
@@ -562,11 +579,11 @@ impl Ec2 {
     /// Launches one instance; returns its id. Tags go on separately (see module docs).
     /// Launches `spec.count` instances in one call (all or nothing), each with its launch index.
     pub async fn run_instances(&self, spec: &LaunchSpec) -> Result<Vec<Launched>, CloudError> {
+        let call = self.run_instances_request(spec)?.send();
         let out = self
-            .run_instances_request(spec)?
-            .send()
-            .await
-            .map_err(|e| from_sdk("RunInstances", &self.endpoint, e))?;
+            .in_flight
+            .send("RunInstances", &self.endpoint, call)
+            .await?;
         let launched: Vec<Launched> = out
             .instances()
             .iter()
@@ -671,13 +688,15 @@ impl Ec2 {
         resource_ids: &[String],
         tags: &[(&str, &str)],
     ) -> Result<(), CloudError> {
-        self.client
+        let call = self
+            .client
             .create_tags()
             .set_resources(Some(resource_ids.to_vec()))
             .set_tags(Some(tag_list(tags)))
-            .send()
-            .await
-            .map_err(|e| from_sdk("CreateTags", &self.endpoint, e))?;
+            .send();
+        self.in_flight
+            .send("CreateTags", &self.endpoint, call)
+            .await?;
         Ok(())
     }
 

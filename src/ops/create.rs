@@ -1270,6 +1270,8 @@ impl Job<'_> {
     /// with its last machine), then their contexts and records. A failure here is a warning;
     /// the create's own error stays the one returned.
     async fn roll_back(&mut self, which: &[usize]) {
+        // A call the cancelled create stopped waiting for may still land: look only after.
+        self.ec2.settled().await;
         if let Err(lost) = self.settle_lost_launch().await {
             for &n in which {
                 let name = &self.members[n].name;

@@ -599,6 +599,8 @@ impl Job<'_> {
     /// Removes what this import wrote: tags, context, record, a new profile and its secret.
     /// The host keeps the configuration provisioning gave it.
     async fn roll_back(&mut self, progress: &mut Progress) {
+        // A CreateTags the cancelled import stopped waiting for may still land: undo it after.
+        self.ec2.settled().await;
         let mut left = Vec::new();
         if self.tagged {
             let [(_, machine), (_, store)] = self.owner.tags();

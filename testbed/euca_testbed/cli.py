@@ -462,8 +462,12 @@ def cmd_fault(args):
     else:
         if args.reset and not args.lose_answer:
             raise Fail("--reset goes with --lose-answer")
-        if not (args.status or args.throttle or args.delay or args.swap_host_key or args.lose_answer or args.capacity):
-            raise Fail("fault needs one of --status CODE, --throttle, --delay MS, --swap-host-key, --lose-answer, --capacity")
+        if args.slow and args.delay:
+            raise Fail("--slow and --delay: one of them (--slow applies the call even if the client gave up)")
+        if not (args.status or args.throttle or args.delay or args.slow or args.swap_host_key or args.lose_answer
+                or args.capacity):
+            raise Fail("fault needs one of --status CODE, --throttle, --delay MS, --slow MS, --swap-host-key, "
+                       "--lose-answer, --capacity")
         out = control(
             "fault",
             {
@@ -471,6 +475,7 @@ def cmd_fault(args):
                 "status": args.status,
                 "throttle": args.throttle,
                 "delay_ms": args.delay,
+                "slow_ms": args.slow,
                 "swap_host_key": args.swap_host_key,
                 "lose_answer": args.lose_answer,
                 "reset": args.reset,
@@ -481,7 +486,7 @@ def cmd_fault(args):
         )
     for r in [out["fault"]] if "fault" in out else out["faults"]:
         what = ", ".join(
-            f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "swap_host_key", "lose_answer", "reset", "capacity",
+            f"{k}={r[k]}" for k in ("status", "throttle", "delay_ms", "slow_ms", "swap_host_key", "lose_answer", "reset", "capacity",
                                     "access_key")
             if r.get(k)
         )
@@ -612,6 +617,8 @@ def parser():
     f.add_argument("--status", type=int, metavar="CODE", help="answer with this HTTP status (503: ServiceUnavailable)")
     f.add_argument("--throttle", action="store_true", help="answer RequestLimitExceeded (HTTP 503)")
     f.add_argument("--delay", type=int, metavar="MS", help="hold the call MS milliseconds (then serve it, or fail with the above)")
+    f.add_argument("--slow", type=int, metavar="MS",
+                   help="take MS milliseconds to apply the call, and apply it even if the client went away meanwhile")
     f.add_argument("--swap-host-key", action="store_true", help="RunInstances: the next N VMs get other host keys than user data says")
     f.add_argument("--lose-answer", action="store_true", help="serve the call fully, then answer 503 ServiceUnavailable instead")
     f.add_argument("--reset", action="store_true", help="with --lose-answer: reset the connection instead of any answer")

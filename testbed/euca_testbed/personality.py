@@ -187,11 +187,19 @@ class Requests:
         self._log = defaultdict(list)
 
     def add(self, access_key, action, params):
+        """Logs a call as it arrives; `done` marks it once it is served (a test waits on that for a
+        call still being applied after its client went away: `fault --slow`)."""
         names = sorted(k for k in params if k not in ("Action", "Version"))
+        entry = {"action": action, "params": names, "done": False}
         with self._mu:
             entries = self._log[access_key]
-            entries.append({"action": action, "params": names})
+            entries.append(entry)
             del entries[:-REQUEST_LOG_MAX]
+        return entry
+
+    def done(self, entry, status):
+        with self._mu:
+            entry.update(done=True, status=status)
 
     def get(self, access_key):
         with self._mu:
@@ -592,15 +600,23 @@ class Personality:
             return e.status, ec2xml.error(e.code, e.message, rid)
         ak = auth.access_key
         req.tb_access_key = ak
-        self.requests.add(ak, action or "-", params)
-
-        status, out = self._ec2_after_auth(req, ak, action, params, method, path, query, body, rid)
+        logged = self.requests.add(ak, action or "-", params)
+        status = None
+        try:
+            status, out = self._ec2_after_auth(req, ak, action, params, method, path, query, body, rid)
+        finally:
+            self.requests.done(logged, status)
         self.stats.count(ak, action or "-", status)
         return status, out
 
     def _ec2_after_auth(self, req, ak, action, params, method, path, query, body, rid):
         fault = self.faults.take(action, ak, "request")
         if fault:
+            if fault.get("slow_ms"):
+                # The cloud has the call and is slow to apply it: it applies it even if the client
+                # goes away meanwhile (EC2 does not take back a call it received).
+                log.info("fault: %s by %s applied slowly (%d ms)", action, ak, fault["slow_ms"])
+                time.sleep(fault["slow_ms"] / 1000.0)
             if fault.get("delay_ms"):
                 time.sleep(fault["delay_ms"] / 1000.0)
                 if _client_gone(req):
@@ -1200,6 +1216,8 @@ class Personality:
             return 400, {"error": "--capacity answers the spot launch itself: it does not combine with other faults"}
         if data.get("reset") and not data.get("lose_answer"):
             return 400, {"error": "--reset goes with --lose-answer"}
+        if data.get("slow_ms") and data.get("delay_ms"):
+            return 400, {"error": "--slow applies the call whatever the client does, --delay drops it if the client gave up: one of them"}
         if data.get("lose_answer") and any(data.get(k) for k in ("status", "throttle", "swap_host_key")):
             return 400, {"error": "--lose-answer serves the call: it does not combine with --status, --throttle or --swap-host-key"}
         rule = self.faults.add({k: v for k, v in data.items() if v not in (None, False)})

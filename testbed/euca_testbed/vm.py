@@ -968,7 +968,41 @@ def _kill_vms(inits, ns_targets, cmd_marker=None, timeout=10):
     the namespace), let each init be reaped by its `unshare` parent (which then exits by itself; killing
     it first would leave the init a zombie of the host's PID 1, which does not reap here), then SIGKILL
     whatever else is still in one of `ns_targets` ('mnt:[..]', 'pid:[..]', 'net:[..]') or has
-    `cmd_marker` in its command line, and wait until all of it is gone."""
+    `cmd_marker` in its command line, and wait until all of it is gone.
+
+    A namespace's number is unique only while the namespace lives: once the last process in it dies,
+    the kernel gives the number to the next namespace made, maybe another VM's booting right now. So
+    only targets pinned for the whole kill count: a named netns (its /run/netns bind mount holds it)
+    or a namespace of one of `inits`, held open here until the end."""
+    pins, ns_targets = _pin_namespaces(inits, ns_targets)
+    try:
+        _kill_pinned(inits, ns_targets, cmd_marker, timeout)
+    finally:
+        for fd in pins:
+            os.close(fd)
+
+
+def _pin_namespaces(inits, ns_targets):
+    """Opens the namespaces of `inits` that are among `ns_targets` (an open namespace file keeps the
+    namespace, and so its number, alive): the open fds, and the targets that are pinned."""
+    named = {i for i in (_netns_inode(n) for n in _list_netns()) if i}
+    pins, pinned = [], set(ns_targets) & named
+    for pid in inits:
+        for n in ("mnt", "pid", "net"):
+            try:
+                fd = os.open("/proc/%d/ns/%s" % (pid, n), os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            ino = "%s:[%d]" % (n, os.fstat(fd).st_ino)
+            if ino in ns_targets:
+                pins.append(fd)
+                pinned.add(ino)
+            else:
+                os.close(fd)
+    return pins, pinned
+
+
+def _kill_pinned(inits, ns_targets, cmd_marker, timeout):
     me = os.getpid()
     spare = {}  # unshare parents: they exit when their init is reaped
     for pid in inits:

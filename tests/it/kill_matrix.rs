@@ -7,7 +7,11 @@
 //! Steps are reached with the debug-only `DOCKER_EUCA_CRASH_AT` / `DOCKER_EUCA_INTERRUPT_AT`
 //! (src/crash.rs). Each case prints one `KILL-MATRIX` line for `scripts/reliability`.
 
-use std::{path::Path, process::Output};
+use std::{
+    path::Path,
+    process::{Output, Stdio},
+    time::{Duration, Instant},
+};
 
 use crate::support::{
     DockerHome, run,
@@ -177,6 +181,80 @@ fn create_interrupted(step: &str, mode: Mode, extra: &[&str]) {
         }
     }
     report("create", step, mode, &count_leftovers(&home, &user, &name));
+}
+
+/// Every call this user sent, as the testbed logged it: action, and whether it was served yet.
+fn calls(user: &User) -> Vec<(String, bool)> {
+    let out =
+        crate::support::testbed::testbed(&["requests", "--json", "--access-key", &user.access_key]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let action = r["action"].as_str().unwrap().to_string();
+            (action, r["done"].as_bool().unwrap())
+        })
+        .collect()
+}
+
+/// Polls `calls` (a testbed round trip per look) until `done` says so, for at most `limit`.
+fn wait_for_calls(user: &User, limit: Duration, done: impl Fn(&[(String, bool)]) -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done(&calls(user)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Ctrl-C while the cloud is still applying ImportKeyPair (received, slow: `fault --slow`):
+/// the rollback must not look for the key pair before that call has landed, or the pair it
+/// makes afterwards outlives the rollback. It leaked before the rollback waited for the calls
+/// still on their way (CI of stop 21, `create_key_pair_intent_int`).
+#[test]
+fn create_interrupted_while_the_cloud_applies_import_key_pair_leaves_no_key_pair() {
+    let home = DockerHome::new();
+    let user = quick_user();
+    let name = unique("kq");
+    user.fault("ImportKeyPair", &["--slow", "3000"]);
+    let mut cmd = home.euca();
+    cmd.args(["create", &name, "--import-keypair", "--image"])
+        .arg(env()["EUCA_TESTBED_IMAGE"].as_str())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    user.apply(&mut cmd);
+    let child = cmd.spawn().expect("start the plugin");
+    let arrived = wait_for_calls(&user, Duration::from_secs(120), |calls| {
+        calls.iter().any(|(a, done)| a == "ImportKeyPair" && !done)
+    });
+    // SAFETY: kill(2) on our own child, which has not been waited for (its pid is still its).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        arrived,
+        "ImportKeyPair never reached the cloud: {}",
+        text(&out)
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rolled back"),
+        "{}",
+        text(&out)
+    );
+    let settled = wait_for_calls(&user, Duration::from_secs(30), |calls| {
+        calls.iter().all(|(_, done)| *done)
+    });
+    assert!(settled, "the slow ImportKeyPair never ended");
+    report(
+        "create",
+        "import-key-pair-in-flight",
+        Mode::Int,
+        &count_leftovers(&home, &user, &name),
+    );
 }
 
 /// A ready machine, stopped; `start` (a new address on EDGE) stopped at `step`; then `start`
