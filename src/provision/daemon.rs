@@ -272,12 +272,30 @@ pub async fn install_and_restart(
         0 => return Ok(()),
         90 => return Err(failed("writing the TLS files and the daemon configuration")),
         91 => return Err(failed("reloading sshd with the new host key")),
-        92 => format!("restarting it failed: {}", out.stderr_text().trim()),
-        3 => "dockerd exited".to_string(),
-        _ => format!("port {DOCKER_PORT} did not open within {timeout:?}"),
+        status => restart_failure(status, out.lost, &out.stderr_text(), timeout),
     };
     let (log, tail) = log_tail(session, facts.init).await;
     Err(ProvisionError::DaemonFailed { summary, log, tail })
+}
+
+/// What the restart-and-wait script's exit `status` (see [`restart_and_wait`]) says went
+/// wrong. Only status 1 is the port not opening in time: a lost connection or a killed shell
+/// (the host went down under it) says so instead.
+fn restart_failure(status: u32, lost: bool, stderr: &str, timeout: Duration) -> String {
+    match status {
+        _ if lost => "the SSH connection was lost while it restarted (the host went away?)".into(),
+        92 => format!("restarting it failed: {}", stderr.trim()),
+        3 => "dockerd exited".into(),
+        1 => format!("port {DOCKER_PORT} did not open within {timeout:?}"),
+        129..=192 => format!(
+            "the command restarting it was killed by signal {}",
+            status - 128
+        ),
+        _ => format!(
+            "the command restarting it ended with status {status}: {}",
+            stderr.trim()
+        ),
+    }
 }
 
 /// The readiness probe, for POSIX `sh` alone (Alpine and other small images have no bash):
@@ -328,6 +346,29 @@ fn probe_script(port: u16, wait_secs: u64, sudo: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_status_1_says_the_port_did_not_open() {
+        let t = Duration::from_secs(300);
+        assert_eq!(
+            restart_failure(1, false, "", t),
+            "port 2376 did not open within 300s"
+        );
+        assert_eq!(restart_failure(3, false, "", t), "dockerd exited");
+        assert_eq!(
+            restart_failure(92, false, "Job failed\n", t),
+            "restarting it failed: Job failed"
+        );
+        assert!(restart_failure(255, true, "", t).contains("connection was lost"));
+        assert_eq!(
+            restart_failure(137, false, "killed by signal KILL", t),
+            "the command restarting it was killed by signal 9"
+        );
+        assert_eq!(
+            restart_failure(2, false, "sh: syntax error", t),
+            "the command restarting it ended with status 2: sh: syntax error"
+        );
+    }
 
     fn engine() -> EngineOptions {
         EngineOptions {
