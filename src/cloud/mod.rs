@@ -6,6 +6,7 @@
 mod address;
 mod aws_launch;
 mod error;
+mod http;
 mod in_flight;
 mod inventory;
 mod ownership;
@@ -25,7 +26,6 @@ use aws_sdk_ec2::{
     config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
     types::{Filter, InstanceStateName, IpPermission, IpRange, Tag},
 };
-use aws_smithy_http_client::tls;
 
 use crate::{credentials::CloudTarget, dialect::Dialect};
 use error::from_sdk;
@@ -228,23 +228,15 @@ impl Ec2 {
     /// connect and operation timeouts, standard retries with jitter (throttling backs off).
     pub fn connect(target: &CloudTarget) -> Result<Ec2, CloudError> {
         check_endpoint(&target.endpoint)?;
-        let mut trust = tls::TrustStore::default();
-        if let Some(path) = &target.ca_bundle {
-            trust = trust.with_pem_certificate(read_ca_bundle(path)?);
-        }
-        let tls_context = tls::TlsContext::builder()
-            .with_trust_store(trust)
-            .build()
-            .map_err(|e| CloudError::BadEndpoint {
+        let ca_bundle = match &target.ca_bundle {
+            Some(path) => Some(read_ca_bundle(path)?),
+            None => None,
+        };
+        let http =
+            http::client(ca_bundle.as_deref()).map_err(|reason| CloudError::BadEndpoint {
                 endpoint: target.endpoint.clone(),
-                reason: format!("TLS set-up: {e}"),
+                reason: format!("TLS set-up: {reason}"),
             })?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .tls_context(tls_context)
-            .build_https();
         let keys = &target.keys;
         let credentials = Credentials::new(
             keys.access_key_id.clone(),

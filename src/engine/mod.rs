@@ -53,10 +53,9 @@ pub(crate) fn client(url: &str, tls_dir: &Path, timeout: Duration) -> Result<Doc
     let transport = move |request: BollardRequest| {
         let client = client.clone();
         async move {
-            client
-                .request(request)
-                .await
-                .map_err(bollard::errors::Error::from)
+            client.request(request).await.map_err(|e| {
+                bollard::errors::Error::from(std::io::Error::other(crate::error_text::chain(&e)))
+            })
         }
     };
     let addr = url.replacen("tcp://", "https://", 1);

@@ -1,6 +1,7 @@
 //! `ls`: one DescribeInstances per cloud identity (endpoint, region, profile, access key), never
 //! one per machine, filtered by `instance-id` so that one instance the cloud no longer knows
-//! shows `NotFound` alone; daemon versions checked concurrently, bounded, each with a timeout.
+//! shows `NotFound` alone; daemon versions checked concurrently, bounded, each with a timeout,
+//! started beside the DescribeInstances rather than after it.
 //! A damaged record is listed under its name; a task that fails fails its own rows only.
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
@@ -135,6 +136,9 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
         // A damaged record's cluster cannot be told.
         rows.clear();
     }
+    let contexts = ContextStore::new(docker_config);
+    let limit = Arc::new(Semaphore::new(DAEMON_CHECKS_IN_FLIGHT));
+    let mut early = early_daemon_checks(&records, &contexts, &limit, opts.timeout);
     let current = opts.current.clone().unwrap_or_else(|| {
         crate::plugin::Current::Context(
             ConfigFile::new(docker_config)
@@ -220,25 +224,22 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
         }
     }
 
-    // Daemon checks, bounded and each with the timeout.
-    let limit = Arc::new(Semaphore::new(DAEMON_CHECKS_IN_FLIGHT));
-    let contexts = ContextStore::new(docker_config);
+    // The daemon checks of running machines: started early, or now for a machine whose address
+    // the DescribeInstances just changed; those of machines that do not run are dropped.
     let mut checks = Vec::new();
     for (i, (row, context)) in pending.iter().enumerate() {
+        let started = early.remove(&row.name);
         if row.state != "Running" || row.url.is_empty() {
             continue;
         }
-        let (url, tls_dir, limit, timeout) = (
-            row.url.clone(),
-            contexts.tls_dir(context),
-            limit.clone(),
-            opts.timeout,
-        );
-        let check = tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            engine::version(&url, &tls_dir, timeout).await
-        });
+        let check = match started {
+            Some((url, check)) if url == row.url => check,
+            _ => spawn_check(&row.url, &contexts, context, &limit, opts.timeout),
+        };
         checks.push((i, check));
+    }
+    for (_, (_, check)) in early {
+        check.abort();
     }
     for (i, check) in checks {
         match check.await {
@@ -257,6 +258,45 @@ pub async fn ls(docker_config: &Path, opts: &LsOptions) -> anyhow::Result<Vec<Ma
     });
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
+}
+
+type DaemonCheck = tokio::task::JoinHandle<Result<engine::EngineVersion, engine::EngineError>>;
+
+/// Starts the daemon check of every machine whose create finished, before the cloud says
+/// which run: the checks then overlap the DescribeInstances, and `ls` costs about the slower of
+/// the two instead of their sum. Each dials the address the machine's context names (where
+/// `docker --context NAME` would go), and trusts only the machine's own CA. By machine name:
+/// the URL it dialled and the check.
+fn early_daemon_checks(
+    records: &[crate::store::MachineRecord],
+    contexts: &ContextStore,
+    limit: &Arc<Semaphore>,
+    timeout: Duration,
+) -> HashMap<String, (String, DaemonCheck)> {
+    records
+        .iter()
+        .filter(|r| r.state == MachineState::Ready)
+        .filter_map(|r| {
+            let url = r.engine.url.clone()?;
+            let check = spawn_check(&url, contexts, &r.context_name(), limit, timeout);
+            Some((r.name.to_string(), (url, check)))
+        })
+        .collect()
+}
+
+/// One daemon check, bounded by `limit` and with the timeout.
+fn spawn_check(
+    url: &str,
+    contexts: &ContextStore,
+    context: &str,
+    limit: &Arc<Semaphore>,
+    timeout: Duration,
+) -> DaemonCheck {
+    let (url, tls_dir, limit) = (url.to_string(), contexts.tls_dir(context), limit.clone());
+    tokio::spawn(async move {
+        let _permit = limit.acquire_owned().await;
+        engine::version(&url, &tls_dir, timeout).await
+    })
 }
 
 fn capitalise(s: &str) -> String {

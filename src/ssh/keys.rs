@@ -1,7 +1,7 @@
 //! Ed25519 key pairs for the client (authorised through cloud-init) and for the server (sent as
 //! the instance's host key through cloud-init `ssh_keys`, so it is pinned before first contact).
 
-use rand::RngCore;
+use rand::Rng;
 use russh::keys::{
     PrivateKey,
     ssh_key::{LineEnding, private::Ed25519Keypair},
@@ -36,7 +36,7 @@ impl KeyPair {
         bits: usize,
         comment: &str,
     ) -> Result<KeyPair, russh::keys::ssh_key::Error> {
-        let rsa = russh::keys::ssh_key::private::RsaKeypair::random(&mut rand_ssh::rng(), bits)?;
+        let rsa = russh::keys::ssh_key::private::RsaKeypair::random(&mut rand::rng(), bits)?;
         let mut key = PrivateKey::from(rsa);
         key.set_comment(comment);
         Ok(KeyPair { key })
