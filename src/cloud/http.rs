@@ -39,8 +39,16 @@ struct Http1Client {
 type Timeouts = (Option<Duration>, Option<Duration>);
 
 /// Builds the SDK's HTTP client trusting the system's roots and the PEM certificates of
-/// `extra_roots` (the CA bundle). Fails only when no root can be loaded at all.
+/// `extra_roots` (the CA bundle); fails on a certificate of the bundle that does not decode.
 pub fn client(extra_roots: Option<&[u8]>) -> Result<SharedHttpClient, String> {
+    Ok(SharedHttpClient::new(Http1Client {
+        tls: Arc::new(tls_config(extra_roots)?),
+        connectors: Mutex::new(Vec::new()),
+    }))
+}
+
+/// rustls (ring) with the system's roots and those of `extra_roots`.
+fn tls_config(extra_roots: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     // A system store that cannot be read in part still gives the rest (as the SDK does).
     let native = rustls_native_certs::load_native_certs();
@@ -53,18 +61,14 @@ pub fn client(extra_roots: Option<&[u8]>) -> Result<SharedHttpClient, String> {
                 .map_err(|e| format!("CA bundle certificate: {e}"))?;
         }
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    // No ALPN here: the connector offers what it enables (HTTP/1.1).
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| format!("TLS versions: {e}"))?
     .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(SharedHttpClient::new(Http1Client {
-        tls: Arc::new(tls),
-        connectors: Mutex::new(Vec::new()),
-    }))
+    .with_no_client_auth())
 }
 
 impl HttpClient for Http1Client {
@@ -166,4 +170,51 @@ fn find_source<'a, E: Error + 'static>(err: &'a (dyn Error + 'static)) -> Option
         next = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Arc<rustls::ClientConfig> {
+        Arc::new(tls_config(None).expect("the system's roots"))
+    }
+
+    #[test]
+    fn a_connector_is_made_for_the_configuration_the_client_makes() {
+        // The connector is made at the first call: a configuration it refuses (hyper-rustls
+        // panics on a preset ALPN) must show here, not in the first EC2 call.
+        let _rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let connector = Http1Connector::new(config(), (Some(Duration::from_secs(1)), None));
+        assert!(connector.read_timeout.is_none());
+    }
+
+    #[test]
+    fn a_ca_bundle_that_is_not_pem_certificates_is_refused() {
+        let broken = b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+        assert!(tls_config(Some(broken)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_io_error_the_sdk_retries() {
+        let connector = Http1Connector::new(config(), (Some(Duration::from_secs(2)), None));
+        // A port nobody listens on, on loopback: refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let request = HttpRequest::try_from(
+            hyper::Request::builder()
+                .uri(format!("http://127.0.0.1:{port}/"))
+                .body(SdkBody::empty())
+                .unwrap(),
+        )
+        .unwrap();
+        let err = connector.call(request).await.unwrap_err();
+        assert!(err.is_io(), "{err:?}");
+    }
 }
