@@ -183,27 +183,11 @@ fn create_interrupted(step: &str, mode: Mode, extra: &[&str]) {
     report("create", step, mode, &count_leftovers(&home, &user, &name));
 }
 
-/// Every call this user sent, as the testbed logged it: action, and whether it was served yet.
-fn calls(user: &User) -> Vec<(String, bool)> {
-    let out =
-        crate::support::testbed::testbed(&["requests", "--json", "--access-key", &user.access_key]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let action = r["action"].as_str().unwrap().to_string();
-            (action, r["done"].as_bool().unwrap())
-        })
-        .collect()
-}
-
-/// Polls `calls` (a testbed round trip per look) until `done` says so, for at most `limit`.
+/// Polls the user's requests (a testbed round trip per look) until `done` says so, for at most `limit`.
 fn wait_for_calls(user: &User, limit: Duration, done: impl Fn(&[(String, bool)]) -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        if done(&calls(user)) {
+        if done(&user.requests_served()) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));

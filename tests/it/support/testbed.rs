@@ -101,18 +101,36 @@ impl User {
         self.region != "eucalyptus"
     }
 
+    /// The testbed's log of this user's EC2 requests, in order (`testbed requests --json`).
+    fn request_log(&self) -> Vec<serde_json::Value> {
+        let out = testbed(&["requests", "--json", "--access-key", &self.access_key]);
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        match v["requests"].take() {
+            serde_json::Value::Array(entries) => entries,
+            other => panic!("testbed requests: no list of requests: {other}"),
+        }
+    }
+
     /// The EC2 requests this user sent, in order: action and parameter names.
     pub fn requests(&self) -> Vec<(String, Vec<String>)> {
-        let out = testbed(&["requests", "--json", "--access-key", &self.access_key]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["requests"]
-            .as_array()
-            .unwrap()
+        self.request_log()
             .iter()
             .map(|r| {
                 let names = r["params"].as_array().unwrap();
                 let names = names.iter().map(|n| n.as_str().unwrap().to_string());
                 (r["action"].as_str().unwrap().to_string(), names.collect())
+            })
+            .collect()
+    }
+
+    /// The EC2 requests this user sent, in order: action, and whether the testbed has served
+    /// it yet (a `fault --slow` call is received long before it is applied).
+    pub fn requests_served(&self) -> Vec<(String, bool)> {
+        self.request_log()
+            .iter()
+            .map(|r| {
+                let action = r["action"].as_str().unwrap().to_string();
+                (action, r["done"].as_bool().unwrap())
             })
             .collect()
     }
